@@ -1,0 +1,100 @@
+"""Argument types and option groups shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "SLICE_AXES",
+    "LabelledPath",
+    "SliceSpec",
+    "labelled_path",
+    "slice_spec",
+    "add_diffusion_options",
+    "add_device_option",
+    "RECON_METHODS",
+    "MESH_FORMATS",
+]
+
+#: Axis names accepted by ``--slice``: anatomical (resolved through the volume's
+#: direction matrix) or the volume's own grid axes.
+SLICE_AXES = ("axial", "coronal", "sagittal", "i", "j", "k")
+
+#: Reconstruction backends.
+RECON_METHODS = ("fast", "neus")
+
+#: Mesh formats written by ``reconstruct``.
+MESH_FORMATS = ("stl", "ply", "obj")
+
+
+@dataclass(frozen=True)
+class LabelledPath:
+    """A file, optionally with a label value or segment name (``FILE[:LABEL]``)."""
+
+    path: Path
+    label: str | None = None
+
+    def __str__(self) -> str:
+        return str(self.path) if self.label is None else f"{self.path}:{self.label}"
+
+
+@dataclass(frozen=True)
+class SliceSpec:
+    """``AXIS:INDEX`` — which slice of the volume to use."""
+
+    axis: str
+    index: int
+
+    def __str__(self) -> str:
+        return f"{self.axis}:{self.index}"
+
+
+def labelled_path(text: str) -> LabelledPath:
+    """Parse ``FILE[:LABEL]``; a path that exists as given is never split."""
+    if Path(text).exists():
+        return LabelledPath(Path(text))
+    head, sep, tail = text.rpartition(":")
+    if sep and head and tail and not any(c in tail for c in "/\\"):
+        return LabelledPath(Path(head), tail)
+    return LabelledPath(Path(text))
+
+
+def slice_spec(text: str) -> SliceSpec:
+    """Parse ``AXIS:INDEX`` (e.g. ``axial:90``, ``k:12``)."""
+    axis, sep, index = text.partition(":")
+    axis = axis.strip().lower()
+    if not sep or axis not in SLICE_AXES:
+        raise argparse.ArgumentTypeError(
+            f"expected AXIS:INDEX with AXIS one of {', '.join(SLICE_AXES)} (e.g. axial:90), got {text!r}"
+        )
+    try:
+        value = int(index)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the slice index must be a whole number, got {index!r} in {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"the slice index must be 0 or more, got {value}")
+    return SliceSpec(axis, value)
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """``--device``: where torch runs."""
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="torch device: auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps (default: auto)",
+    )
+
+
+def add_diffusion_options(parser: argparse.ArgumentParser) -> None:
+    """``--steps --guidance --seed``: sampling options with the original Wonder3D defaults."""
+    group = parser.add_argument_group("diffusion sampling (defaults as the original Wonder3D)")
+    group.add_argument("--steps", type=int, default=50, help="DDIM sampling steps (default: 50)")
+    group.add_argument(
+        "--guidance",
+        type=float,
+        default=1.0,
+        help="classifier-free guidance scale; 1 disables guidance and halves the work (default: 1.0)",
+    )
+    group.add_argument("--seed", type=int, default=42, help="random seed of the sampler (default: 42)")
