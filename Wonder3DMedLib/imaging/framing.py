@@ -22,11 +22,15 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
+from PIL import Image
 
 from Wonder3DMedLib.errors import InputError
 from Wonder3DMedLib.model_frame import MODEL_IMAGE_SIZE, model_to_pixel_matrix
 
-__all__ = ["FRAME_FORMAT", "FrameRecord", "place_mesh"]
+__all__ = ["FRAME_FORMAT", "WONDER3D_CROP_SIZE", "Wonder3DInput", "wonder3d_preprocess", "FrameRecord", "place_mesh"]
+
+#: Longer side of the object in the framed input (Wonder3D's inference setting).
+WONDER3D_CROP_SIZE = 192
 
 #: Value of the ``format`` key of frame.json.
 FRAME_FORMAT = "wonder3dmed-frame"
@@ -43,6 +47,102 @@ def _matrix(value, name: str, shape: tuple[int, int] = (4, 4)) -> np.ndarray:
         if abs(np.linalg.det(matrix[:3, :3])) < 1e-12:
             raise ValueError(f"{name} is singular")
     return matrix
+
+
+@dataclass(frozen=True, eq=False)
+class Wonder3DInput:
+    """An RGBA image framed the way Wonder3D's ``SingleImageDataset`` frames its input.
+
+    Attributes
+    ----------
+    rgb : (S, S, 3) float32 in [0, 1]
+        The framed image composited on the background (what the model sees).
+    rgba : PIL.Image.Image
+        The framed RGBA image before compositing (mode RGBA, S×S).
+    box : (4,) int
+        ``(min_x, min_y, max_x, max_y)`` of the alpha > 0 pixels of the source image;
+        the crop takes columns ``min_x … max_x − 1`` and rows ``min_y … max_y − 1``.
+    resized : (2,) int
+        ``(width, height)`` of the crop after scaling.
+    offset : (2,) int
+        ``(x, y)`` where the scaled crop's top-left pixel lands in the framed image.
+    """
+
+    rgb: np.ndarray
+    rgba: Image.Image
+    box: tuple[int, int, int, int]
+    resized: tuple[int, int]
+    offset: tuple[int, int]
+
+    @property
+    def source_to_frame(self) -> np.ndarray:
+        """(3, 3): source pixel ``(x, y, 1)`` (centres at integers) to framed pixel, per PIL's resize geometry."""
+        min_x, min_y, max_x, max_y = self.box
+        scale_x = self.resized[0] / (max_x - min_x)
+        scale_y = self.resized[1] / (max_y - min_y)
+        return np.array(
+            [
+                [scale_x, 0.0, self.offset[0] + (0.5 - min_x) * scale_x - 0.5],
+                [0.0, scale_y, self.offset[1] + (0.5 - min_y) * scale_y - 0.5],
+                [0.0, 0.0, 1.0],
+            ]
+        )
+
+
+def wonder3d_preprocess(
+    rgba: Image.Image,
+    *,
+    crop_size: int = WONDER3D_CROP_SIZE,
+    image_size: int = MODEL_IMAGE_SIZE,
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+) -> Wonder3DInput:
+    """Frame an RGBA image exactly as Wonder3D's inference preprocessing does.
+
+    Takes the bounding box of alpha > 0, crops it, scales the longer side to
+    ``crop_size`` (new size truncated to integers, PIL's default bicubic filter),
+    pastes it centred on a transparent ``image_size``² canvas and composites it on
+    ``background``.
+
+    Parameters
+    ----------
+    rgba : PIL.Image.Image
+        Any size; converted to RGBA. The object is where alpha > 0.
+    crop_size : int
+        Longer side of the scaled object (192 in Wonder3D's inference configuration).
+    image_size : int
+        Side of the framed image.
+    background : (3,) float in [0, 1]
+        Compositing colour (white in Wonder3D's inference).
+
+    Raises
+    ------
+    InputError
+        The alpha channel is empty.
+    """
+    image = rgba.convert("RGBA")
+    alpha = np.asarray(image)[..., 3]
+    rows, cols = np.nonzero(alpha)
+    if rows.size == 0:
+        raise InputError("the image's alpha channel is empty: there is no object to frame")
+    min_x, min_y, max_x, max_y = int(cols.min()), int(rows.min()), int(cols.max()), int(rows.max())
+    if max_x == min_x or max_y == min_y:
+        raise InputError(
+            "the object is a single row or column of pixels; Wonder3D's framing needs at least 2×2",
+            hint="use a larger mask or a finer slice",
+        )
+    # Matches Wonder3D: PIL crop with the max coordinates as exclusive bounds drops the last row/column.
+    crop = image.crop((min_x, min_y, max_x, max_y))
+    width, height = crop.size
+    scale = crop_size / max(width, height)
+    # Matches Wonder3D: the new size is truncated with int(), not rounded.
+    resized = (int(scale * width), int(scale * height))
+    crop = crop.resize(resized)
+    canvas = Image.new("RGBA", (image_size, image_size), (0, 0, 0, 0))
+    offset = ((image_size - resized[0]) // 2, (image_size - resized[1]) // 2)
+    canvas.paste(crop, offset)
+    pixels = np.asarray(canvas).astype(np.float32) / 255.0
+    rgb = pixels[..., :3] * pixels[..., 3:4] + np.asarray(background, dtype=np.float32) * (1.0 - pixels[..., 3:4])
+    return Wonder3DInput(rgb=rgb, rgba=canvas, box=(min_x, min_y, max_x, max_y), resized=resized, offset=offset)
 
 
 @dataclass(frozen=True, eq=False)
