@@ -28,7 +28,8 @@ import json
 import logging
 import pickle
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -52,6 +53,7 @@ __all__ = [
     "load_feature_extractor",
     "load_scheduler",
     "write_model_index",
+    "transformers_progress_bars_off",
 ]
 
 logger = logging.getLogger(__name__)
@@ -258,7 +260,6 @@ def load_unet(folder: str | Path, *, dtype: torch.dtype = torch.float32, device:
         )
     except (TypeError, ValueError) as error:
         raise WeightsError(f"invalid UNet configuration: {error}", path=config_path) from None
-    model.register_to_config(_name_or_path=str(folder))
     return model.to(device)
 
 
@@ -286,7 +287,6 @@ def load_image_encoder(folder: str | Path, *, dtype: torch.dtype = torch.float32
     """
     import transformers
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-    from transformers.utils import logging as hf_logging
 
     folder = Path(folder)
     _read_json(folder / "config.json")
@@ -301,16 +301,25 @@ def load_image_encoder(folder: str | Path, *, dtype: torch.dtype = torch.float32
         expected = CLIPVisionModelWithProjection(config).state_dict()
     _check_keys({k: v for k, v in expected.items() if not k.endswith(_REBUILT_BUFFER_SUFFIXES)}, state_dict, weights_path)
     dtype_kwarg = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
-    bar_was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
+    with transformers_progress_bars_off():
         model = CLIPVisionModelWithProjection.from_pretrained(
             None, config=config, state_dict=state_dict, **{dtype_kwarg: dtype}
         )
-    finally:
-        if bar_was_enabled:
-            hf_logging.enable_progress_bar()
     return model.eval().to(device)
+
+
+@contextmanager
+def transformers_progress_bars_off() -> Iterator[None]:
+    """Silence transformers' own weight loading/saving bars (our progress display is the one shown)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def load_feature_extractor(folder: str | Path):

@@ -194,7 +194,8 @@ class MVDiffusionImagePipeline(DiffusionPipeline):
         folder.mkdir(parents=True, exist_ok=True)
         self.unet.save_pretrained(folder / "unet", safe_serialization=True)
         self.vae.save_pretrained(folder / "vae", safe_serialization=True)
-        self.image_encoder.save_pretrained(folder / "image_encoder")
+        with loading.transformers_progress_bars_off():
+            self.image_encoder.save_pretrained(folder / "image_encoder")
         self.feature_extractor.save_pretrained(folder / "feature_extractor")
         self.scheduler.save_pretrained(folder / "scheduler")
         loading.write_model_index(folder, scheduler_class=type(self.scheduler).__name__)
