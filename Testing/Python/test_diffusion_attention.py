@@ -12,7 +12,12 @@ pytest.importorskip("diffusers")
 from diffusers.models.attention_processor import Attention  # noqa: E402
 
 from Wonder3DMedLib.diffusion import attention as attention_module  # noqa: E402
-from Wonder3DMedLib.diffusion.attention import CrossDomainAttnProcessor, MultiviewAttnProcessor, chunked_attention  # noqa: E402
+from Wonder3DMedLib.diffusion.attention import (  # noqa: E402
+    CrossDomainAttnProcessor,
+    ImageCrossAttnProcessor,
+    MultiviewAttnProcessor,
+    chunked_attention,
+)
 from Wonder3DMedLib.diffusion.transformer_mv2d import BasicMVTransformerBlock, MultiviewSettings  # noqa: E402
 
 ATOL = 1e-5  # float32 attention over a few hundred tokens: summation-order differences ~1e-7
@@ -52,9 +57,10 @@ def test_chunked_attention_equals_one_call_and_respects_the_budget(monkeypatch, 
     assert (len(calls) == 1) == (budget_rows >= 3 * 300)
 
 
-def make_attention(dim=16, heads=2, processor=None):
+def make_attention(dim=16, heads=2, processor=None, cross_attention_dim=None):
     torch.manual_seed(1)
-    attn = Attention(query_dim=dim, heads=heads, dim_head=dim // heads, processor=processor)
+    attn = Attention(query_dim=dim, heads=heads, dim_head=dim // heads, processor=processor,
+                     cross_attention_dim=cross_attention_dim)
     with torch.no_grad():
         for param in attn.parameters():
             param.normal_(0, 0.3)
@@ -107,6 +113,20 @@ def test_multiview_processor_follows_the_per_view_rule(sparse):
     tokens = torch.randn(8, 5, 16, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         torch.testing.assert_close(attn(tokens), naive_multiview(attn, tokens, 4, sparse), atol=ATOL, rtol=ATOL)
+
+
+@pytest.mark.parametrize("tokens", [1, 3])
+def test_image_cross_attention_is_softmax_attention_with_an_exact_one_token_shortcut(tokens):
+    attn = make_attention(processor=ImageCrossAttnProcessor(), cross_attention_dim=6)
+    generator = torch.Generator().manual_seed(6)
+    hidden, context = torch.randn(4, 5, 16, generator=generator), torch.randn(4, tokens, 6, generator=generator)
+    with torch.no_grad():
+        query, key, value = attn.to_q(hidden), attn.to_k(context), attn.to_v(context)
+        out = torch.empty_like(query)
+        for h in range(2):
+            cols = slice(8 * h, 8 * (h + 1))
+            out[..., cols] = softmax_attention(query[..., cols], key[..., cols], value[..., cols], 8**-0.5)
+        torch.testing.assert_close(attn(hidden, encoder_hidden_states=context), attn.to_out[0](out), atol=ATOL, rtol=ATOL)
 
 
 def test_transformer_layer_runs_in_wonder3d_order():

@@ -12,8 +12,9 @@ keys and values are never repeated per view (the original Wonder3D repeats them,
 needs ~2.4 GB per layer at 32×32 latents): every view of a group attends to the same
 keys, so the group's queries are simply stacked into one sequence. The softmax itself
 is :func:`torch.nn.functional.scaled_dot_product_attention` (fused kernels on CPU and
-CUDA, fp16/bf16 on CUDA, no xformers) called on query chunks small enough that a full
-score tensor is never materialised, whichever kernel torch picks.
+CUDA, fp16/bf16 on CUDA, no xformers) called on pieces — samples, heads, then query
+chunks — small enough that a full score tensor is never materialised, whichever kernel
+torch picks.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ __all__ = [
     "chunked_attention",
     "MultiviewAttnProcessor",
     "CrossDomainAttnProcessor",
+    "ImageCrossAttnProcessor",
 ]
 
 #: Upper bound of the attention-score memory of one SDPA call (batch × heads × query
-#: rows × keys × element size); larger problems are split along the query axis.
+#: rows × keys × element size); larger problems are split into several calls.
 DEFAULT_MAX_SCORE_BYTES = 256 * 2**20
 
 # Query chunks are kept multiples of this many rows: the CPU flash kernel works in
@@ -48,6 +50,9 @@ def chunked_attention(
 ) -> torch.Tensor:
     """``softmax(query · keyᵀ · scale) · value``, split so no call exceeds ``max_score_bytes`` of scores.
 
+    The problem is split along the batch, then the heads (slices that stay contiguous),
+    and only when one head of one sample is still too large, along the query rows.
+
     Parameters
     ----------
     query : (batch, heads, queries, head_dim) tensor
@@ -55,8 +60,7 @@ def chunked_attention(
     scale : float
         Multiplier of the dot products (``head_dim ** -0.5`` for standard attention).
     max_score_bytes : int
-        Score memory allowed per call; the query axis, and if needed the batch axis,
-        is split to stay below it (at least one query row per call).
+        Score memory allowed per call (at least one query row per call).
 
     Returns
     -------
@@ -64,55 +68,70 @@ def chunked_attention(
         Same dtype and device as ``query``.
     """
     batch, heads, n_queries, _ = query.shape
-    n_keys = key.shape[2]
-    rows_per_call = max(1, max_score_bytes // (heads * n_keys * query.element_size()))
-    if rows_per_call >= batch * n_queries:
+    head_bytes = n_queries * key.shape[2] * query.element_size()  # scores of one head of one sample
+    if batch * heads * head_bytes <= max_score_bytes:
         return F.scaled_dot_product_attention(query, key, value, scale=scale)
-    if rows_per_call >= n_queries:
-        batch_step, row_step = rows_per_call // n_queries, n_queries
-    else:
-        batch_step = 1
-        row_step = rows_per_call if rows_per_call < _ROW_ALIGN else rows_per_call - rows_per_call % _ROW_ALIGN
     out = query.new_empty(batch, heads, n_queries, value.shape[-1])
-    for b0 in range(0, batch, batch_step):
-        b1 = min(b0 + batch_step, batch)
-        k, v = key[b0:b1], value[b0:b1]
-        for r0 in range(0, n_queries, row_step):
-            r1 = min(r0 + row_step, n_queries)
-            q = query[b0:b1, :, r0:r1].contiguous()
-            out[b0:b1, :, r0:r1] = F.scaled_dot_product_attention(q, k, v, scale=scale)
+    if heads * head_bytes <= max_score_bytes:
+        step = max_score_bytes // (heads * head_bytes)
+        for b0 in range(0, batch, step):
+            part = slice(b0, b0 + step)
+            out[part] = F.scaled_dot_product_attention(query[part], key[part], value[part], scale=scale)
+        return out
+    if head_bytes <= max_score_bytes:
+        step = max_score_bytes // head_bytes
+        for b in range(batch):
+            for h0 in range(0, heads, step):
+                part = (slice(b, b + 1), slice(h0, h0 + step))
+                out[part] = F.scaled_dot_product_attention(query[part], key[part], value[part], scale=scale)
+        return out
+    rows = max(1, max_score_bytes // (head_bytes // n_queries))
+    rows = rows if rows < _ROW_ALIGN else rows - rows % _ROW_ALIGN
+    for b in range(batch):
+        for h in range(heads):
+            k, v = key[b : b + 1, h : h + 1], value[b : b + 1, h : h + 1]
+            for r0 in range(0, n_queries, rows):
+                part = (slice(b, b + 1), slice(h, h + 1), slice(r0, r0 + rows))
+                out[part] = F.scaled_dot_product_attention(query[part], k, v, scale=scale)
     return out
 
 
-def _split_heads(tokens: torch.Tensor, heads: int) -> torch.Tensor:
-    """(batch, tokens, heads·dim) -> contiguous (batch, heads, tokens, dim); fused kernels prefer contiguous heads."""
+# Layout helpers: tokens (batch, tokens, heads·dim) <-> heads (batch', heads, tokens', dim), one copy each way.
+def _heads_grouped(tokens: torch.Tensor, heads: int, size: int) -> torch.Tensor:
+    """Consecutive groups of ``size`` samples, each stacked into one sequence (view order)."""
     batch, length, inner = tokens.shape
-    return tokens.view(batch, length, heads, inner // heads).transpose(1, 2).contiguous()
+    grouped = tokens.view(batch // size, size, length, heads, inner // heads).permute(0, 3, 1, 2, 4)
+    return grouped.reshape(batch // size, heads, size * length, inner // heads)
 
 
-def _merge_heads(tokens: torch.Tensor) -> torch.Tensor:
-    """(batch, heads, tokens, dim) -> (batch, tokens, heads·dim)."""
-    batch, heads, length, dim = tokens.shape
-    return tokens.transpose(1, 2).reshape(batch, length, heads * dim)
+def _tokens_grouped(attended: torch.Tensor, size: int) -> torch.Tensor:
+    """Inverse of :func:`_heads_grouped`."""
+    groups, heads, length, dim = attended.shape
+    split = attended.view(groups, heads, size, length // size, dim).permute(0, 2, 3, 1, 4)
+    return split.reshape(groups * size, length // size, heads * dim)
 
 
-def _attend(attn: Attention, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, max_score_bytes: int):
-    heads = attn.heads
-    out = chunked_attention(
-        _split_heads(query, heads),
-        _split_heads(key, heads),
-        _split_heads(value, heads),
-        scale=attn.scale,
-        max_score_bytes=max_score_bytes,
-    )
-    return _merge_heads(out)
+def _heads_paired(tokens: torch.Tensor, heads: int) -> torch.Tensor:
+    """Sample ``i`` and sample ``i + batch/2`` stacked into one sequence (first half first)."""
+    batch, length, inner = tokens.shape
+    paired = tokens.view(2, batch // 2, length, heads, inner // heads).permute(1, 3, 0, 2, 4)
+    return paired.reshape(batch // 2, heads, 2 * length, inner // heads)
+
+
+def _tokens_paired(attended: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`_heads_paired`."""
+    half, heads, length, dim = attended.shape
+    split = attended.view(half, heads, 2, length // 2, dim).permute(2, 0, 3, 1, 4)
+    return split.reshape(2 * half, length // 2, heads * dim)
 
 
 def _project_out(attn: Attention, hidden_states: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
     out = attn.to_out[1](attn.to_out[0](attended))
     if attn.residual_connection:
         out = out + hidden_states
-    return out / attn.rescale_output_factor
+    if attn.rescale_output_factor != 1.0:
+        out = out / attn.rescale_output_factor
+    return out
 
 
 def _check_tokens(hidden_states: torch.Tensor, attention_mask, name: str) -> None:
@@ -120,6 +139,12 @@ def _check_tokens(hidden_states: torch.Tensor, attention_mask, name: str) -> Non
         raise ValueError(f"{name} expects tokens (batch, tokens, channels), got shape {tuple(hidden_states.shape)}")
     if attention_mask is not None:
         raise ValueError(f"{name} does not support attention masks (Wonder3D never uses them)")
+
+
+def _context(attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None):
+    if encoder_hidden_states is None:
+        return hidden_states
+    return attn.norm_encoder_hidden_states(encoder_hidden_states) if attn.norm_cross else encoder_hidden_states
 
 
 class MultiviewAttnProcessor:
@@ -168,39 +193,34 @@ class MultiviewAttnProcessor:
         temb: torch.Tensor | None = None,
     ) -> torch.Tensor:
         _check_tokens(hidden_states, attention_mask, "MultiviewAttnProcessor")
-        if encoder_hidden_states is None:
-            context = hidden_states
-        else:
-            context = attn.norm_encoder_hidden_states(encoder_hidden_states) if attn.norm_cross else encoder_hidden_states
+        context = _context(attn, hidden_states, encoder_hidden_states)
         query, key, value = attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context)
-        batch, n_queries, channels = query.shape
-        views = self.num_views
+        batch, n_queries, heads, views = query.shape[0], query.shape[1], attn.heads, self.num_views
         if not self.multiview or views == 1:
-            return _project_out(attn, hidden_states, _attend(attn, query, key, value, self.max_score_bytes))
-        if batch % views:
+            views = 1
+        elif batch % views:
             raise ValueError(
                 f"multiview attention needs the batch to be whole groups of {views} views, got a batch of {batch}"
             )
-        groups, n_keys = batch // views, key.shape[1]
-        if self.sparse:
+        if self.sparse and views > 1:
             # Keys of view j: [front view of its group ; view j itself].
             def with_front(tokens: torch.Tensor) -> torch.Tensor:
-                grouped = tokens.view(groups, views, n_keys, tokens.shape[-1])
-                front = grouped[:, :1].expand(-1, views, -1, -1).reshape(batch, n_keys, tokens.shape[-1])
-                return torch.cat([front, tokens], dim=1)
+                grouped = tokens.view(batch // views, views, *tokens.shape[1:])
+                front = grouped[:, :1].expand_as(grouped).reshape(tokens.shape)
+                return _heads_grouped(torch.cat([front, tokens], dim=1), heads, 1)
 
-            attended = _attend(attn, query, with_front(key), with_front(value), self.max_score_bytes)
-        else:
-            # Every view of a group attends over the same keys (all views' tokens, view order),
-            # which is attention over the group's queries stacked into one sequence.
-            attended = _attend(
-                attn,
-                query.reshape(groups, views * n_queries, channels),
-                key.reshape(groups, views * n_keys, key.shape[-1]),
-                value.reshape(groups, views * n_keys, value.shape[-1]),
-                self.max_score_bytes,
-            ).reshape(batch, n_queries, -1)
-        return _project_out(attn, hidden_states, attended)
+            attended = chunked_attention(
+                _heads_grouped(query, heads, 1), with_front(key), with_front(value),
+                scale=attn.scale, max_score_bytes=self.max_score_bytes,
+            )
+            return _project_out(attn, hidden_states, _tokens_grouped(attended, 1))
+        # Dense: every view of a group attends over the same keys (all views' tokens, view order),
+        # which is attention over the group's queries stacked into one sequence.
+        attended = chunked_attention(
+            _heads_grouped(query, heads, views), _heads_grouped(key, heads, views), _heads_grouped(value, heads, views),
+            scale=attn.scale, max_score_bytes=self.max_score_bytes,
+        )
+        return _project_out(attn, hidden_states, _tokens_grouped(attended, views))
 
 
 class CrossDomainAttnProcessor:
@@ -230,17 +250,51 @@ class CrossDomainAttnProcessor:
         _check_tokens(hidden_states, attention_mask, "CrossDomainAttnProcessor")
         if encoder_hidden_states is not None:
             raise ValueError("cross-domain attention attends within the batch; it takes no encoder_hidden_states")
-        batch, n_tokens, _ = hidden_states.shape
+        batch = hidden_states.shape[0]
         if batch % 2:
             raise ValueError(
                 f"cross-domain attention pairs the two halves of the batch (normals, colours); got an odd batch of {batch}"
             )
-        half = batch // 2
-
-        def paired(tokens: torch.Tensor) -> torch.Tensor:
-            return torch.cat([tokens[:half], tokens[half:]], dim=1)
-
         query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
-        attended = _attend(attn, paired(query), paired(key), paired(value), self.max_score_bytes)
-        attended = torch.cat([attended[:, :n_tokens], attended[:, n_tokens:]], dim=0)
-        return _project_out(attn, hidden_states, attended)
+        attended = chunked_attention(
+            _heads_paired(query, attn.heads), _heads_paired(key, attn.heads), _heads_paired(value, attn.heads),
+            scale=attn.scale, max_score_bytes=self.max_score_bytes,
+        )
+        return _project_out(attn, hidden_states, _tokens_paired(attended))
+
+
+class ImageCrossAttnProcessor:
+    """Cross-attention to the encoder tokens (the CLIP image embedding), with a shortcut for one token.
+
+    With a single key token the softmax is exactly 1, so every query receives that token's
+    value: the output is ``to_out(to_v(token))`` for all tokens, and the query projection and
+    the attention itself are skipped (bit-for-bit the same maths, less work). With more
+    encoder tokens it is plain softmax attention.
+
+    Parameters
+    ----------
+    max_score_bytes : int
+        See :func:`chunked_attention`.
+    """
+
+    def __init__(self, *, max_score_bytes: int = DEFAULT_MAX_SCORE_BYTES):
+        self.max_score_bytes = int(max_score_bytes)
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        _check_tokens(hidden_states, attention_mask, "ImageCrossAttnProcessor")
+        context = _context(attn, hidden_states, encoder_hidden_states)
+        if context.shape[1] == 1 and not attn.residual_connection:
+            return _project_out(attn, hidden_states, attn.to_v(context)).expand(-1, hidden_states.shape[1], -1)
+        heads = attn.heads
+        attended = chunked_attention(
+            _heads_grouped(attn.to_q(hidden_states), heads, 1), _heads_grouped(attn.to_k(context), heads, 1),
+            _heads_grouped(attn.to_v(context), heads, 1), scale=attn.scale, max_score_bytes=self.max_score_bytes,
+        )
+        return _project_out(attn, hidden_states, _tokens_grouped(attended, 1))

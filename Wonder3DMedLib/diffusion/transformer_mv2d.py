@@ -20,7 +20,7 @@ from diffusers.models.attention import FeedForward
 from diffusers.models.attention_processor import Attention
 from torch import nn
 
-from Wonder3DMedLib.diffusion.attention import CrossDomainAttnProcessor, MultiviewAttnProcessor
+from Wonder3DMedLib.diffusion.attention import CrossDomainAttnProcessor, ImageCrossAttnProcessor, MultiviewAttnProcessor
 
 __all__ = ["MultiviewSettings", "BasicMVTransformerBlock", "TransformerMV2DModel"]
 
@@ -99,7 +99,9 @@ class BasicMVTransformerBlock(nn.Module):
         )
         if cross_attention_dim is not None:
             self.norm2 = nn.LayerNorm(dim, elementwise_affine=norm_elementwise_affine)
-            self.attn2 = Attention(cross_attention_dim=cross_attention_dim, **attention)
+            self.attn2 = Attention(
+                cross_attention_dim=cross_attention_dim, processor=ImageCrossAttnProcessor(), **attention
+            )
         else:
             self.norm2 = None
             self.attn2 = None
