@@ -1,3 +1,7 @@
+# Adapted from diffusers 0.19.3 src/diffusers/models/transformer_2d.py + attention.py (the version Wonder3D builds on):
+# Transformer2DModel, BasicTransformerBlock.
+# Copyright 2023 The HuggingFace Team, Apache License 2.0 (http://www.apache.org/licenses/LICENSE-2.0),
+# the licence of this project too.
 """The spatial transformer of Wonder3D's MV2D blocks: multiview self-attention, cross-domain
 attention, cross-attention to the CLIP image embedding and a GEGLU feed-forward.
 

@@ -1,3 +1,7 @@
+# Adapted from diffusers 0.19.3 src/diffusers/models/unet_2d_condition.py (the version Wonder3D builds on):
+# the structure of UNet2DConditionModel's constructor and forward.
+# Copyright 2023 The HuggingFace Team, Apache License 2.0 (http://www.apache.org/licenses/LICENSE-2.0),
+# the licence of this project too.
 """Wonder3D's multiview cross-domain UNet (``UNetMV2DConditionModel``), weight-compatible with v1.0.
 
 Data form: ``sample`` ``(batch, in_channels, h, w)`` — for Wonder3D 4 noisy-latent channels

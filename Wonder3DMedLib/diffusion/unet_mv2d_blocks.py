@@ -1,3 +1,7 @@
+# Adapted from diffusers 0.19.3 src/diffusers/models/unet_2d_blocks.py (the version Wonder3D builds on):
+# CrossAttnDownBlock2D, UNetMidBlock2DCrossAttn, CrossAttnUpBlock2D.
+# Copyright 2023 The HuggingFace Team, Apache License 2.0 (http://www.apache.org/licenses/LICENSE-2.0),
+# the licence of this project too.
 """Down, mid and up blocks of the Wonder3D UNet (MV2D = SD cross-attention blocks whose
 transformer is the multiview one), and the factories that pick a block by its config name.
 
