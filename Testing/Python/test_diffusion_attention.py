@@ -18,7 +18,11 @@ from Wonder3DMedLib.diffusion.attention import (  # noqa: E402
     MultiviewAttnProcessor,
     chunked_attention,
 )
-from Wonder3DMedLib.diffusion.transformer_mv2d import BasicMVTransformerBlock, MultiviewSettings  # noqa: E402
+from Wonder3DMedLib.diffusion.transformer_mv2d import (  # noqa: E402
+    BasicMVTransformerBlock,
+    GEGLUFeedForward,
+    MultiviewSettings,
+)
 
 ATOL = 1e-5  # float32 attention over a few hundred tokens: summation-order differences ~1e-7
 
@@ -127,6 +131,18 @@ def test_image_cross_attention_is_softmax_attention_with_an_exact_one_token_shor
             cols = slice(8 * h, 8 * (h + 1))
             out[..., cols] = softmax_attention(query[..., cols], key[..., cols], value[..., cols], 8**-0.5)
         torch.testing.assert_close(attn(hidden, encoder_hidden_states=context), attn.to_out[0](out), atol=ATOL, rtol=ATOL)
+
+
+def test_geglu_feed_forward_equals_diffusers_with_the_same_parameters():
+    from diffusers.models.attention import FeedForward
+
+    torch.manual_seed(7)
+    ours, theirs = GEGLUFeedForward(16), FeedForward(16, activation_fn="geglu")
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    theirs.load_state_dict(ours.state_dict())
+    tokens = torch.randn(3, 5, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(tokens), theirs(tokens), atol=ATOL, rtol=ATOL)
 
 
 def test_transformer_layer_runs_in_wonder3d_order():

@@ -173,8 +173,14 @@ def test_rgba_inputs_are_framed_with_the_foundation_and_quantised_like_wonder3d(
     quirk[0, 0] = 0.5
     pixels = np.asarray(pipe.prepare_images(quirk)[0])
     assert pixels[1, 1, 0] == 254 and pixels[0, 0, 0] == 127, "float inputs must be truncated, not rounded"
+    eight_bit = np.full((16, 16, 3), 200, np.uint8)
+    assert np.array_equal(np.asarray(pipe.prepare_images(eight_bit)[0]), eight_bit)
+    channel_first = torch.from_numpy(quirk).permute(2, 0, 1)
+    assert np.array_equal(np.asarray(pipe.prepare_images(channel_first)[0]), pixels)
     with pytest.raises(InputError, match="must be 16×16 pixels"):
         pipe.prepare_images(Image.new("RGB", (20, 20)))
+    with pytest.raises(InputError, match=r"must be \(3, H, W\) or \(N, 3, H, W\)"):
+        pipe.prepare_images(torch.zeros(16, 16))
 
 
 def test_progress_reports_and_cancel_stops_the_loop(pipe, input_image):

@@ -227,6 +227,11 @@ CONFIGS = {
         up_block_types=("CrossAttnUpBlockMV2D", "CrossAttnUpBlockMV2D"), mid_block_type=None,
         block_out_channels=(8, 16), layers_per_block=1, attention_head_dim=4, class_embed_type=None,
     ),
+    "simple-cross-attention-mid-block": dict(
+        down_block_types=("CrossAttnDownBlockMV2D", "CrossAttnDownBlockMV2D"),
+        up_block_types=("CrossAttnUpBlockMV2D", "CrossAttnUpBlockMV2D"), mid_block_type="UNetMidBlock2DSimpleCrossAttn",
+        block_out_channels=(8, 16), layers_per_block=1, attention_head_dim=4,
+    ),
     "plain-cross-attention-blocks-mixed-in": dict(
         down_block_types=("CrossAttnDownBlockMV2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlockMV2D"), mid_block_type="UNetMidBlockMV2DCrossAttn",

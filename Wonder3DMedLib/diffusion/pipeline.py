@@ -218,7 +218,7 @@ class MVDiffusionImagePipeline(DiffusionPipeline):
         Parameters
         ----------
         image : PIL.Image, Wonder3DInput, (H, W, 3) or (N, H, W, 3) ndarray, (3, H, W) or (N, 3, H, W) tensor, or list of PIL
-            Floats in [0, 1]. An RGBA PIL image with transparency is framed with
+            Floats in [0, 1] (or uint8). An RGBA PIL image with transparency is framed with
             ``wonder3d_preprocess`` unless ``already_framed`` (then only composited on white).
             N must be a multiple of ``2 · num_views``.
         already_framed : bool
@@ -235,14 +235,19 @@ class MVDiffusionImagePipeline(DiffusionPipeline):
         elif isinstance(image, Wonder3DInput):
             images = [_to_pil_truncating(image.rgb)]
         elif isinstance(image, (np.ndarray, torch.Tensor)):
-            array = image.detach().float().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
             if isinstance(image, torch.Tensor):
-                array = np.moveaxis(array, -3, -1)
-            if array.ndim == 3:
-                array = array[None]
+                if image.ndim not in (3, 4):
+                    raise InputError(f"image tensors must be (3, H, W) or (N, 3, H, W), got shape {tuple(image.shape)}")
+                array = np.moveaxis(image.detach().cpu().numpy(), -3, -1)
+            else:
+                array = np.asarray(image)
+            array = array[None] if array.ndim == 3 else array
             if array.ndim != 4 or array.shape[-1] != 3:
                 raise InputError(f"image arrays must be (H, W, 3) or (N, H, W, 3) (tensors channel-first), got {image.shape}")
-            images = [_to_pil_truncating(a) for a in array]
+            if array.dtype == np.uint8:
+                images = [PIL.Image.fromarray(a) for a in array]
+            else:
+                images = [_to_pil_truncating(a) for a in array]
         elif isinstance(image, Sequence) and image and all(isinstance(i, PIL.Image.Image) for i in image):
             images = [i.convert("RGB") for i in image]
         else:
