@@ -261,6 +261,15 @@ def test_pickles_that_would_run_code_are_refused(offline, tiny_dir, tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("name", ["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"])
+def test_corrupt_weight_files_are_clear_errors(tmp_path, name):
+    from Wonder3DMedLib.diffusion.loading import read_state_dict
+
+    (tmp_path / name).write_bytes(b"not a weights file")
+    with pytest.raises(WeightsError, match="cannot read weights"):
+        read_state_dict(tmp_path / name)
+
+
 def test_the_hugging_face_cache_is_found_offline(offline, tiny_dir, tmp_path, monkeypatch, input_image, reference):
     from huggingface_hub import constants
 

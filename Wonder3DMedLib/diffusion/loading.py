@@ -111,27 +111,32 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         mapping of names to tensors.
     """
     path = Path(path)
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
 
+        try:
             state_dict = load_file(str(path), device="cpu")
-        else:
+        except Exception as error:  # safetensors raises its own SafetensorError besides OSError
+            raise WeightsError(f"cannot read weights: {error}".splitlines()[0], path=path, hint=HOW_TO_GET_WEIGHTS) from None
+    else:
+        try:
             try:
                 state_dict = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
             except RuntimeError as error:
                 if "mmap" not in str(error):
                     raise
                 state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise WeightsError(
-            "refusing to load this pickle: it needs more than plain tensors to unpickle, and running its code is not safe "
-            f"({error})".splitlines()[0],
-            path=path,
-            hint="use the official checkpoint files or convert them to .safetensors",
-        ) from None
-    except (OSError, RuntimeError, ValueError, EOFError) as error:
-        raise WeightsError(f"cannot read weights: {error}".splitlines()[0], path=path, hint=HOW_TO_GET_WEIGHTS) from None
+        except pickle.UnpicklingError as error:
+            text = str(error).lower()
+            if "unsupported global" not in text and "unsupported class" not in text:  # damaged, not refused
+                raise WeightsError(f"cannot read weights: {error}".splitlines()[0], path=path, hint=HOW_TO_GET_WEIGHTS) from None
+            raise WeightsError(
+                "refusing to load this pickle: it holds objects other than tensors, and unpickling them could run code",
+                path=path,
+                hint="use the official checkpoint files, or convert trusted files to .safetensors",
+            ) from None
+        except (OSError, RuntimeError, ValueError, EOFError) as error:
+            raise WeightsError(f"cannot read weights: {error}".splitlines()[0], path=path, hint=HOW_TO_GET_WEIGHTS) from None
     if not isinstance(state_dict, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()
     ):
