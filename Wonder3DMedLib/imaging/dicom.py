@@ -122,7 +122,9 @@ def parses_as_dicom(path: str | Path) -> bool:
     import pydicom
 
     try:
-        dataset = pydicom.dcmread(str(path), force=True, stop_before_pixels=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dataset = pydicom.dcmread(str(path), force=True, stop_before_pixels=True)
     except Exception:  # noqa: BLE001 - any failure means "not DICOM" here
         return False
     return "SOPClassUID" in dataset or "Rows" in dataset
@@ -137,7 +139,9 @@ def _open(path: Path, *, headers_only: bool = False):
         try:
             return pydicom.dcmread(str(path), stop_before_pixels=headers_only)
         except InvalidDicomError:
-            dataset = pydicom.dcmread(str(path), stop_before_pixels=headers_only, force=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # probing a file without preamble: pydicom's guesses are noise
+                dataset = pydicom.dcmread(str(path), stop_before_pixels=headers_only, force=True)
             if "SOPClassUID" not in dataset and "Rows" not in dataset:
                 raise InputError(
                     "not a DICOM file (no DICOM header found)",
@@ -167,6 +171,20 @@ def _kind_of(dataset) -> str:
 
 
 def _refuse_without_pixels(dataset, path: Path) -> None:
+    sop_name = getattr(dataset.get("SOPClassUID"), "name", "")
+    if not _has_pixels(dataset) and "SOPClassUID" not in dataset:
+        raise InputError(
+            "the DICOM file ends before its data set (no SOP class, no pixel data): it is truncated or corrupt",
+            path=path,
+            hint="copy the file again from its source (PACS, CD, archive)",
+        )
+    if not _has_pixels(dataset) and ("Rows" in dataset or "Image Storage" in sop_name):
+        raise InputError(
+            f"the DICOM file describes an image ({_kind_of(dataset)}) but its pixel data is missing: the file is "
+            "truncated or corrupt",
+            path=path,
+            hint="copy the file again from its source (PACS, CD, archive)",
+        )
     if not _has_pixels(dataset):
         raise InputError(
             f"this DICOM file holds no image ({_kind_of(dataset)}); it has no pixel data to slice",
@@ -318,6 +336,7 @@ def _even_spacing(frames: list, depth: np.ndarray, gaps: np.ndarray):
     step = extent / (count - 1)
     targets = depth[0] + step * np.arange(count)
     position = np.interp(targets, depth, np.arange(len(depth)))
+    position = np.where(np.abs(position - np.round(position)) < 1e-6, np.round(position), position)
     below = np.clip(np.floor(position).astype(int), 0, len(frames) - 2)
     weight = position - below
     stack = np.stack(frames).astype(np.float32)
@@ -352,20 +371,14 @@ def _read_planes(path: Path) -> tuple[_Planes, dict]:
 
 
 def _volume(array: np.ndarray, ijk_to_lps: np.ndarray, windows: list, facts: dict, notes: list) -> Volume:
-    if array.dtype.kind == "f":
-        array = array.astype(np.float32)
-    elif array.min() >= np.iinfo(np.int16).min and array.max() <= np.iinfo(np.int16).max:
-        array = array.astype(np.int16)
-    elif array.min() >= np.iinfo(np.int32).min and array.max() <= np.iinfo(np.int32).max:
-        array = array.astype(np.int32)
-    inverted = facts["invert_range"] is not None
-    if inverted:
+    windows = list(windows)
+    if facts["invert_range"] is not None:
         low, high = facts["invert_range"]
         total = low + high
         if array.dtype.kind == "f" or total != round(total):
-            array = (total - array.astype(np.float64)).astype(np.float32)
+            array = total - array.astype(np.float64)
         else:
-            array = (int(total) - array.astype(np.int64)).astype(array.dtype)
+            array = int(total) - array.astype(np.int64)
         windows = [(total - c, w) for c, w in windows]
         notes = notes + ["MONOCHROME1 image: values inverted so that higher is brighter"]
     metadata = {
@@ -374,10 +387,21 @@ def _volume(array: np.ndarray, ijk_to_lps: np.ndarray, windows: list, facts: dic
         "transfer_syntax": facts["transfer_syntax"],
         "windows": [list(pair) for pair in windows],
         "voi_lut_function": facts["voi_lut_function"],
-        "inverted": inverted,
+        "inverted": facts["invert_range"] is not None,
         "notes": notes,
     }
-    return Volume(array, LPS_TO_RAS @ ijk_to_lps, dicom_window=windows[0] if windows else None, metadata=metadata)
+    return Volume(_compact(array), LPS_TO_RAS @ ijk_to_lps, dicom_window=windows[0] if windows else None,
+                  metadata=metadata)
+
+
+def _compact(array: np.ndarray) -> np.ndarray:
+    """float32 for real values, the smallest of int16/int32 that holds integer ones."""
+    if array.dtype.kind == "f":
+        return array.astype(np.float32)
+    for dtype in (np.int16, np.int32):
+        if np.iinfo(dtype).min <= array.min() and array.max() <= np.iinfo(dtype).max:
+            return array.astype(dtype)
+    return array
 
 
 def read_dicom_file(path: str | Path) -> Volume:
@@ -426,7 +450,7 @@ def list_dicom_series(folder: str | Path, *, progress: ProgressCallback | None =
         groups.setdefault(uid, []).append((path, dataset))
     report(progress, 1.0, "reading DICOM headers")
     if not groups:
-        found = ", ".join(f"{n} {kind}" for kind, n in others.most_common()) or "no files"
+        found = ", ".join(f"{n} {kind}" for kind, n in sorted(others.items())) or "no files"
         raise InputError(
             f"the folder holds no DICOM image series (found {found})",
             path=folder,
