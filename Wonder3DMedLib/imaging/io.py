@@ -12,6 +12,7 @@ folder, or anything SimpleITK reads. It refuses what cannot be a usable 3D scala
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ __all__ = [
     "volume_to_sitk",
     "read_volume",
     "check_volume",
+    "check_nifti_file",
     "write_volume",
 ]
 
@@ -182,6 +184,8 @@ def _read_with_sitk(path: Path) -> Volume:
 
     from Wonder3DMedLib.imaging import dicom
 
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        check_nifti_file(path)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:
@@ -224,6 +228,67 @@ def _read_with_sitk(path: Path) -> Volume:
         raise InputError("the image holds complex values; pass magnitude images", path=path)
     volume = volume_from_sitk(image)
     return Volume(volume.array, volume.ijk_to_ras, metadata={"format": _format_name(path)})
+
+
+def _nifti_extent(header: bytes) -> tuple[int, int, list[int]] | None:
+    """``(vox_offset, data bytes, sizes)`` from a NIfTI-1 or NIfTI-2 header, or None if it is not one."""
+    for endian in "<>":
+        if len(header) >= 348 and struct.unpack(endian + "i", header[:4])[0] == 348:
+            dims = struct.unpack(endian + "8h", header[40:56])
+            bitpix = struct.unpack(endian + "h", header[72:74])[0]
+            offset = int(struct.unpack(endian + "f", header[108:112])[0])
+        elif len(header) >= 540 and struct.unpack(endian + "i", header[:4])[0] == 540:
+            bitpix = struct.unpack(endian + "h", header[14:16])[0]
+            dims = struct.unpack(endian + "8q", header[16:80])
+            offset = struct.unpack(endian + "q", header[168:176])[0]
+        else:
+            continue
+        sizes = [int(d) for d in dims[1 : 1 + max(min(int(dims[0]), 7), 0)]]
+        return offset, int(np.prod(sizes)) * max(int(bitpix), 0) // 8, sizes
+    return None
+
+
+def check_nifti_file(path: str | Path) -> None:
+    """Refuse an empty or truncated NIfTI file (SimpleITK would pad a short one with zeros).
+
+    Raises
+    ------
+    InputError
+        A size of 0, a gzip stream that ends early, or less data than the header announces.
+    """
+    path = Path(path)
+    import gzip
+    import zlib
+
+    try:
+        if path.name.lower().endswith(".gz"):
+            with gzip.open(path, "rb") as stream:
+                header = stream.read(540)
+                length = len(header)
+                while chunk := stream.read(1 << 22):
+                    length += len(chunk)
+        else:
+            with path.open("rb") as stream:
+                header = stream.read(540)
+            length = path.stat().st_size
+    except (EOFError, OSError, zlib.error) as error:
+        raise InputError(
+            f"the file is truncated or corrupt ({type(error).__name__}: {error})",
+            path=path,
+            hint="copy the file again from its source",
+        ) from error
+    extent = _nifti_extent(header)
+    if extent is None:
+        return
+    offset, data_bytes, sizes = extent
+    if any(size <= 0 for size in sizes):
+        raise InputError(f"the volume is empty (size {'×'.join(str(v) for v in sizes)} voxels)", path=path)
+    if length < offset + data_bytes:
+        raise InputError(
+            f"the file is truncated: its header announces {offset + data_bytes} bytes, it holds {length}",
+            path=path,
+            hint="copy the file again from its source",
+        )
 
 
 def _format_name(path: Path) -> str:
