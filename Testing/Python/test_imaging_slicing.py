@@ -130,6 +130,6 @@ def test_square_pixels_keep_geometry_exact_and_interpolate_linearly():
     ras = square.pixel_to_ras_points(pixel_centres(square))
     ijk = linear.ras_to_ijk_points(ras)[:, :2]
     inside = np.all((ijk >= 0) & (ijk <= np.array(linear.shape_ijk[:2]) - 1), axis=1)  # beyond: edge repeated
-    assert inside.mean() > 0.9
+    assert inside.mean() > 0.8
     assert np.allclose(square.pixels.ravel()[inside], (ras @ coefficients)[inside], atol=1e-4)
     assert np.allclose(square.normal, source.normal) and square_pixels(square) is square
