@@ -165,7 +165,7 @@ def apply_window(pixels: np.ndarray, window: Window) -> np.ndarray:
         grey = np.where(values <= c - 0.5 - (w - 1.0) / 2.0, 0.0, grey)
         grey = np.where(values > c - 0.5 + (w - 1.0) / 2.0, 1.0, grey)
     elif window.function == "SIGMOID":
-        grey = 1.0 / (1.0 + np.exp(-4.0 * (values - c) / w))
+        grey = 1.0 / (1.0 + np.exp(np.clip(-4.0 * (values - c) / w, -700.0, 700.0)))
     else:
         grey = (values - c) / w + 0.5
     grey = np.where(np.isnan(values), np.nan, np.clip(grey, 0.0, 1.0))
