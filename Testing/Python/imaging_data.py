@@ -14,7 +14,7 @@ import SimpleITK as sitk
 
 from Wonder3DMedLib.imaging.io import Volume, volume_to_sitk
 
-__all__ = ["rotation", "oblique_volume", "write_dicom_series", "write_dicom_file"]
+__all__ = ["rotation", "oblique_volume", "write_dicom_series", "write_dicom_file", "write_enhanced_file"]
 
 
 def rotation(axis: str, degrees: float) -> np.ndarray:
@@ -149,5 +149,45 @@ def write_dicom_file(
         ds.PixelRepresentation = 1 if signed else 0
         dtype = {(8, False): "u1", (8, True): "i1", (16, False): "<u2", (16, True): "<i2"}[(bits, signed)]
         ds.PixelData = stored.astype(dtype).tobytes()
+    ds.save_as(str(path), enforce_file_format=True)
+    return path
+
+
+def write_enhanced_file(path: Path, frames: np.ndarray, positions: np.ndarray, slopes: list[float]) -> Path:
+    """An enhanced multi-frame MR file: shared orientation and spacing, per-frame position and rescale."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, UID, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.4.1")  # Enhanced MR Image Storage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "MR"
+    ds.NumberOfFrames = len(frames)
+    ds.Rows, ds.Columns = frames.shape[1:]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    orientation = Dataset()
+    orientation.ImageOrientationPatient = [0, 1, 0, 0, 0, -1]  # sagittal: rows along A, columns down S
+    measures = Dataset()
+    measures.PixelSpacing, measures.SliceThickness = [0.5, 0.75], 3.0
+    shared = Dataset()
+    shared.PlaneOrientationSequence = Sequence([orientation])
+    shared.PixelMeasuresSequence = Sequence([measures])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    per_frame = []
+    for position, slope in zip(positions, slopes):
+        plane, transform, group = Dataset(), Dataset(), Dataset()
+        plane.ImagePositionPatient = [float(v) for v in position]
+        transform.RescaleSlope, transform.RescaleIntercept, transform.RescaleType = slope, -5.0, "US"
+        group.PlanePositionSequence = Sequence([plane])
+        group.PixelValueTransformationSequence = Sequence([transform])
+        per_frame.append(group)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(per_frame)
+    ds.PixelData = frames.astype("<u2").tobytes()
     ds.save_as(str(path), enforce_file_format=True)
     return path

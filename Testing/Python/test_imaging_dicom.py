@@ -17,7 +17,7 @@ import pytest
 import SimpleITK as sitk
 from pydicom.data import get_testdata_file
 
-from imaging_data import oblique_volume, write_dicom_file, write_dicom_series
+from imaging_data import oblique_volume, write_dicom_file, write_dicom_series, write_enhanced_file
 from Wonder3DMedLib.errors import InputError
 from Wonder3DMedLib.imaging.dicom import list_dicom_series
 from Wonder3DMedLib.imaging.io import Volume, read_volume, volume_from_sitk
@@ -82,6 +82,22 @@ def test_multiframe_rt_dose_uses_its_frame_offsets():
     dataset = pydicom.dcmread(get_testdata_file("rtdose.dcm"))
     assert volume.array.shape == (15, 10, 10) and volume.spacing[2] == pytest.approx(5.0)
     assert np.allclose(volume.array, dataset.pixel_array * float(dataset.DoseGridScaling), rtol=1e-6)
+
+
+def test_enhanced_multiframe_frames_are_sorted_and_rescaled_per_frame(tmp_path):
+    """Per-frame positions given out of order along the normal (R), each frame with its own slope."""
+    rng = np.random.default_rng(5)
+    frames = rng.integers(0, 1000, size=(4, 6, 7))
+    along = np.array([6.0, 0.0, 9.0, 3.0])  # R positions of the frames, shuffled
+    positions = np.column_stack([-along, np.full(4, 10.0), np.full(4, 40.0)])  # LPS: x = -R
+    slopes = [1.0, 2.0, 0.5, 4.0]
+    volume = read_volume(write_enhanced_file(tmp_path / "enhanced.dcm", frames, positions, slopes))
+    # row direction A (LPS (0, 1, 0)) × column direction inferior (0, 0, −1) = LPS (−1, 0, 0) = RAS +R
+    order = np.argsort(along)
+    assert np.allclose(volume.array, np.stack([frames[f] * slopes[f] - 5.0 for f in order]))
+    # i along A at 0.75 mm (PixelSpacing[1]), j inferior at 0.5 mm (PixelSpacing[0]), k towards R at 3 mm
+    assert np.allclose(volume.ijk_to_ras[:3, :3], [[0, 0, 3.0], [-0.75, 0, 0], [0, -0.5, 0]])
+    assert np.allclose(volume.ijk_to_ras[:3, 3], [0.0, -10.0, 40.0])
 
 
 def test_oblique_anisotropic_series_with_shuffled_names_round_trips(t1, tmp_path):
