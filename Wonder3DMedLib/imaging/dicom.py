@@ -53,6 +53,8 @@ __all__ = [
 _DICOM_SUFFIXES = {".dcm", ".dicom", ".ima"}
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _MAX_LISTED = 10
+#: Values larger than this are read from disk only when used (pixel data during a folder scan).
+_DEFER_BYTES = 4096
 #: Slices further apart than this many times the smallest gap are not interpolated across.
 _MAX_GAP_RATIO = 3.0
 
@@ -130,18 +132,21 @@ def parses_as_dicom(path: str | Path) -> bool:
     return "SOPClassUID" in dataset or "Rows" in dataset
 
 
-def _open(path: Path, *, headers_only: bool = False):
-    """The dataset of a file; files without the DICOM preamble are accepted when they parse."""
+def _open(path: Path, *, deferred: bool = False):
+    """The dataset of a file; files without the DICOM preamble are accepted when they parse.
+
+    ``deferred`` leaves large values (the pixel data) on disk until they are used.
+    """
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
         try:
-            return pydicom.dcmread(str(path), stop_before_pixels=headers_only)
+            return pydicom.dcmread(str(path), defer_size=_DEFER_BYTES if deferred else None)
         except InvalidDicomError:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # probing a file without preamble: pydicom's guesses are noise
-                dataset = pydicom.dcmread(str(path), stop_before_pixels=headers_only, force=True)
+                dataset = pydicom.dcmread(str(path), defer_size=_DEFER_BYTES if deferred else None, force=True)
             if "SOPClassUID" not in dataset and "Rows" not in dataset:
                 raise InputError(
                     "not a DICOM file (no DICOM header found)",
@@ -352,8 +357,8 @@ def _even_spacing(frames: list, depth: np.ndarray, gaps: np.ndarray):
 # Volumes
 
 
-def _read_planes(path: Path) -> tuple[_Planes, dict]:
-    dataset = _open(path)
+def _read_planes(path: Path, dataset=None) -> tuple[_Planes, dict]:
+    dataset = _open(path) if dataset is None else dataset
     _refuse_without_pixels(dataset, path)
     _refuse_colour(dataset, path)
     frames, invert_range = modality_frames(dataset, decode_frames(dataset, path))
@@ -397,10 +402,10 @@ def _volume(array: np.ndarray, ijk_to_lps: np.ndarray, windows: list, facts: dic
 def _compact(array: np.ndarray) -> np.ndarray:
     """float32 for real values, the smallest of int16/int32 that holds integer ones."""
     if array.dtype.kind == "f":
-        return array.astype(np.float32)
+        return array.astype(np.float32, copy=False)
     for dtype in (np.int16, np.int32):
         if np.iinfo(dtype).min <= array.min() and array.max() <= np.iinfo(dtype).max:
-            return array.astype(dtype)
+            return array.astype(dtype, copy=False)
     return array
 
 
@@ -422,24 +427,15 @@ def read_dicom_file(path: str | Path) -> Volume:
     return _volume(array, ijk_to_lps, planes.windows, facts, notes)
 
 
-def list_dicom_series(folder: str | Path, *, progress: ProgressCallback | None = None) -> list[DicomSeries]:
-    """The image series in a folder (searched recursively), largest first.
-
-    Files that are not DICOM and DICOM objects without pixel data are skipped.
-
-    Raises
-    ------
-    InputError
-        The folder holds no DICOM image (the message says what it found instead).
-    """
-    folder = Path(folder)
+def _scan(folder: Path, progress: ProgressCallback | None) -> dict[str, list]:
+    """Image datasets (pixel data deferred) of a folder, grouped by SeriesInstanceUID."""
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     groups: dict[str, list] = {}
     others: Counter = Counter()
     for number, path in enumerate(files):
         report(progress, number / max(len(files), 1), "reading DICOM headers")
         try:
-            dataset = _open(path, headers_only=True)
+            dataset = _open(path, deferred=True)
         except InputError:
             others["non-DICOM"] += 1
             continue
@@ -456,6 +452,10 @@ def list_dicom_series(folder: str | Path, *, progress: ProgressCallback | None =
             path=folder,
             hint="pass the folder of the image series (CT, MR…), a DICOM file, or a NIfTI/NRRD/MHA volume",
         )
+    return groups
+
+
+def _describe_series(groups: dict[str, list]) -> list[DicomSeries]:
     series = []
     for uid, members in groups.items():
         first = members[0][1]
@@ -470,6 +470,19 @@ def list_dicom_series(folder: str | Path, *, progress: ProgressCallback | None =
             )
         )
     return sorted(series, key=lambda s: (-len(s.files), s.uid))
+
+
+def list_dicom_series(folder: str | Path, *, progress: ProgressCallback | None = None) -> list[DicomSeries]:
+    """The image series in a folder (searched recursively), largest first.
+
+    Files that are not DICOM and DICOM objects without pixel data are skipped.
+
+    Raises
+    ------
+    InputError
+        The folder holds no DICOM image (the message says what it found instead).
+    """
+    return _describe_series(_scan(Path(folder), progress))
 
 
 def _choose(series: list[DicomSeries], series_uid: str | None, folder: Path) -> DicomSeries:
@@ -511,11 +524,15 @@ def read_dicom_series(
     """
     folder = Path(folder)
     headers = None if progress is None else (lambda f, m: report(progress, 0.3 * f, m))
-    chosen = _choose(list_dicom_series(folder, progress=headers), series_uid, folder)
+    groups = _scan(folder, headers)
+    chosen = _choose(_describe_series(groups), series_uid, folder)
     planes_list, facts_list = [], []
-    for number, path in enumerate(chosen.files):
+    for number, (path, dataset) in enumerate(groups[chosen.uid]):
         report(progress, 0.3 + 0.7 * number / len(chosen.files), "reading DICOM pixels")
-        planes, facts = _read_planes(path)
+        planes, facts = _read_planes(path, dataset)
+        for keyword in _PIXEL_KEYWORDS:  # decoded: let the raw bytes go
+            if keyword in dataset:
+                del dataset[keyword]
         planes_list.append(planes)
         facts_list.append(facts)
     report(progress, 1.0, "reading DICOM pixels")

@@ -113,7 +113,7 @@ def modality_frames(dataset, stored: np.ndarray) -> tuple[list[np.ndarray], tupl
 
     Returns
     -------
-    frames : list of (rows, cols) int32 (int64 if needed) or float32
+    frames : list of (rows, cols) int16, int32 or int64 (the smallest that holds them) or float32
         RescaleSlope·stored + RescaleIntercept (per frame for enhanced objects; times
         DoseGridScaling for RTDOSE), or the Modality LUT sequence.
     invert_range : (low, high) or None
@@ -134,8 +134,10 @@ def modality_frames(dataset, stored: np.ndarray) -> tuple[list[np.ndarray], tupl
             slope, intercept = _rescale(dataset, index)
             if slope == 1.0 and intercept == round(intercept) and frame.dtype.kind in "iu":
                 values = frame.astype(np.int64) + int(intercept)
-                fits = np.iinfo(np.int32).min <= values.min() and values.max() <= np.iinfo(np.int32).max
-                frames.append(values.astype(np.int32) if fits else values)
+                for dtype in (np.int16, np.int32, np.int64):
+                    if np.iinfo(dtype).min <= values.min() and values.max() <= np.iinfo(dtype).max:
+                        frames.append(values.astype(dtype))
+                        break
             else:
                 frames.append((frame.astype(np.float64) * slope + intercept).astype(np.float32))
             ends += [slope * low + intercept, slope * high + intercept]
