@@ -17,8 +17,8 @@ What this module does with the files:
   never by file name or InstanceNumber. The k axis is that normal, so the grid is
   right-handed. Uneven slice spacing is resampled onto an even grid (linear
   interpolation, with a note and a warning) when no gap exceeds three times the smallest;
-  wilder spacing, duplicate positions (4D series) and slices
-  not stacked along their normal (gantry tilt) are refused.
+  wilder spacing, duplicate positions (4D series) and slices not stacked along their
+  normal (gantry tilt) are refused.
 * **Series** — a folder is searched recursively; files are grouped by SeriesInstanceUID.
   Objects without pixel data (RTSTRUCT, SR, DICOMDIR…) are skipped in folders and refused
   as single files.
@@ -176,26 +176,27 @@ def _kind_of(dataset) -> str:
 
 
 def _refuse_without_pixels(dataset, path: Path) -> None:
-    sop_name = getattr(dataset.get("SOPClassUID"), "name", "")
-    if not _has_pixels(dataset) and "SOPClassUID" not in dataset:
+    if _has_pixels(dataset):
+        return
+    copy_again = "copy the file again from its source (PACS, CD, archive)"
+    if "SOPClassUID" not in dataset:
         raise InputError(
             "the DICOM file ends before its data set (no SOP class, no pixel data): it is truncated or corrupt",
             path=path,
-            hint="copy the file again from its source (PACS, CD, archive)",
+            hint=copy_again,
         )
-    if not _has_pixels(dataset) and ("Rows" in dataset or "Image Storage" in sop_name):
+    if "Rows" in dataset or "Image Storage" in getattr(dataset.SOPClassUID, "name", ""):
         raise InputError(
             f"the DICOM file describes an image ({_kind_of(dataset)}) but its pixel data is missing: the file is "
             "truncated or corrupt",
             path=path,
-            hint="copy the file again from its source (PACS, CD, archive)",
+            hint=copy_again,
         )
-    if not _has_pixels(dataset):
-        raise InputError(
-            f"this DICOM file holds no image ({_kind_of(dataset)}); it has no pixel data to slice",
-            path=path,
-            hint="pass the image file or series folder (CT, MR…) instead, e.g. the series an RTSTRUCT refers to",
-        )
+    raise InputError(
+        f"this DICOM file holds no image ({_kind_of(dataset)}); it has no pixel data to slice",
+        path=path,
+        hint="pass the image file or series folder (CT, MR…) instead, e.g. the series an RTSTRUCT refers to",
+    )
 
 
 def _refuse_colour(dataset, path: Path) -> None:

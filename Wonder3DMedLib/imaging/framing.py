@@ -1,12 +1,22 @@
 """Wonder3D's framed input and the frame record that ties it to patient space.
 
-Data form: :class:`FrameRecord` (serialised as ``frame.json``) and meshes as
-:class:`trimesh.Trimesh`.
+Data form: a :class:`~Wonder3DMedLib.imaging.slicing.Slice` with grey levels and an object
+mask in; a :class:`FramedSlice` (the RGBA input and its :class:`FrameRecord`, serialised
+as ``frame.json``) out; meshes as :class:`trimesh.Trimesh` for :func:`place_mesh`.
+
+* :func:`wonder3d_preprocess` is Wonder3D's own preprocessing of an RGBA image, quirks
+  included (alpha box with exclusive max, longer side to 192 with ``int()`` truncation,
+  centred paste on 256², composite on white).
+* :func:`frame_from_box` gives the frame record of a crop box on a slice without any image
+  (the geometry of that preprocessing) — what oracle framing of a 3D structure uses.
+* :func:`frame_slice` builds the RGBA image from a slice and a mask, runs the
+  preprocessing, and takes its record from :func:`frame_from_box` on the same grid.
 
 The frame record maps the model's 256×256 pixel frame ``(col, row, w)`` — pixel centres
 at integer values, ``w`` the depth towards the viewer in pixel units — to RAS
-millimetres. Together with :mod:`Wonder3DMedLib.model_frame` (model frame ↔ pixels) it
-places anything reconstructed in the model frame over the slice it came from.
+millimetres; ``w = 0`` is the slice plane (unless a depth offset is asked for). Together
+with :mod:`Wonder3DMedLib.model_frame` (model frame ↔ pixels) it places anything
+reconstructed in the model frame over the slice it came from.
 
 ``model_to_ras`` must be orientation-preserving *from the model frame*: the model frame is
 right-handed and the pixel frame left-handed (rows go down), so the depth axis ``w`` maps
