@@ -52,6 +52,14 @@ def test_ct_small_in_hounsfield_units_with_its_geometry():
     assert volume.metadata["modality"] == "CT" and volume.dicom_window is None
 
 
+def test_file_without_preamble_or_suffix(tmp_path):
+    dataset = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    dataset.preamble = None
+    dataset.save_as(tmp_path / "IM0001", enforce_file_format=False)
+    assert (tmp_path / "IM0001").read_bytes()[128:132] != b"DICM"
+    assert np.array_equal(read_volume(tmp_path / "IM0001").array, read_volume(get_testdata_file("CT_small.dcm")).array)
+
+
 @pytest.mark.parametrize(
     "name", ["MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm", "MR_small_bigendian.dcm"]
 )

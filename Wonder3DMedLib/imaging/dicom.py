@@ -132,6 +132,12 @@ def parses_as_dicom(path: str | Path) -> bool:
     return "SOPClassUID" in dataset or "Rows" in dataset
 
 
+def _may_lack_preamble(path: Path) -> bool:
+    """Names DICOM files without the 128-byte preamble may have: .dcm, no suffix, or a UID-like one."""
+    suffix = path.suffix.lower()
+    return suffix in _DICOM_SUFFIXES or suffix == "" or suffix[1:].isdigit()
+
+
 def _open(path: Path, *, deferred: bool = False):
     """The dataset of a file; files without the DICOM preamble are accepted when they parse.
 
@@ -144,6 +150,12 @@ def _open(path: Path, *, deferred: bool = False):
         try:
             return pydicom.dcmread(str(path), defer_size=_DEFER_BYTES if deferred else None)
         except InvalidDicomError:
+            if not _may_lack_preamble(path):
+                raise InputError(
+                    "not a DICOM file (no DICOM header found)",
+                    path=path,
+                    hint="pass a DICOM file or series folder, or a NIfTI, NRRD or MHA volume",
+                ) from None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # probing a file without preamble: pydicom's guesses are noise
                 dataset = pydicom.dcmread(str(path), defer_size=_DEFER_BYTES if deferred else None, force=True)
@@ -430,7 +442,9 @@ def read_dicom_file(path: str | Path) -> Volume:
 
 def _scan(folder: Path, progress: ProgressCallback | None) -> dict[str, list]:
     """Image datasets (pixel data deferred) of a folder, grouped by SeriesInstanceUID."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = sorted(
+        p for p in folder.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
     groups: dict[str, list] = {}
     others: Counter = Counter()
     for number, path in enumerate(files):
