@@ -7,6 +7,9 @@ array" recipe does; single files with unusual pixel encodings are written with p
 
 from __future__ import annotations
 
+import locale
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +17,17 @@ import SimpleITK as sitk
 
 from Wonder3DMedLib.imaging.io import Volume, volume_to_sitk
 
-__all__ = ["rotation", "oblique_volume", "write_dicom_series", "write_dicom_file", "write_enhanced_file"]
+__all__ = ["keep_locale", "rotation", "oblique_volume", "write_dicom_series", "write_dicom_file", "write_enhanced_file"]
+
+
+@contextmanager
+def keep_locale() -> Iterator[None]:
+    """Restore the process locale afterwards: GDCM sets LC_ALL to "C" and leaves it (text I/O then turns ASCII)."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
 
 
 def rotation(axis: str, degrees: float) -> np.ndarray:
@@ -70,32 +83,32 @@ def write_dicom_series(
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
     written = []
-    for position, k in zip(order, slices):
-        plane = image[:, :, k]
-        point = np.array(image.TransformIndexToPhysicalPoint((0, 0, k)))
-        point = point + k * tilt_mm * np.array(direction[0::3])
-        tags = {
-            "0008|0060": modality,
-            "0008|0016": "1.2.840.10008.5.1.4.1.1.4",
-            "0008|0018": f"{series_uid}.{k + 1}",
-            "0010|0010": "Doe^Jane",
-            "0010|0020": "PATIENT-ID-123",
-            "0020|000d": "1.2.826.0.1.3680043.8.498.1",
-            "0020|000e": series_uid,
-            "0008|103e": description,
-            "0020|0037": orientation,
-            "0020|0032": "\\".join(f"{v:.10f}" for v in point),
-            "0020|0013": str(int(position) + 1),
-            "0018|0050": f"{volume.spacing[2]:.6f}",
-        }
-        if window is not None:
-            tags["0028|1050"], tags["0028|1051"] = f"{window[0]:g}", f"{window[1]:g}"
-        for key, value in tags.items():
-            plane.SetMetaData(key, value)
-        path = folder / f"img_{int(position) * 7919 % 10007:05d}.dcm"
-        writer.SetFileName(str(path))
-        writer.Execute(plane)
-        written.append(path)
+    with keep_locale():
+        for position, k in zip(order, slices):
+            plane = image[:, :, k]
+            point = np.array(image.TransformIndexToPhysicalPoint((0, 0, k))) + k * tilt_mm * np.array(direction[0::3])
+            tags = {
+                "0008|0060": modality,
+                "0008|0016": "1.2.840.10008.5.1.4.1.1.4",
+                "0008|0018": f"{series_uid}.{k + 1}",
+                "0010|0010": "Doe^Jane",
+                "0010|0020": "PATIENT-ID-123",
+                "0020|000d": "1.2.826.0.1.3680043.8.498.1",
+                "0020|000e": series_uid,
+                "0008|103e": description,
+                "0020|0037": orientation,
+                "0020|0032": "\\".join(f"{v:.10f}" for v in point),
+                "0020|0013": str(int(position) + 1),
+                "0018|0050": f"{volume.spacing[2]:.6f}",
+            }
+            if window is not None:
+                tags["0028|1050"], tags["0028|1051"] = f"{window[0]:g}", f"{window[1]:g}"
+            for key, value in tags.items():
+                plane.SetMetaData(key, value)
+            path = folder / f"img_{int(position) * 7919 % 10007:05d}.dcm"
+            writer.SetFileName(str(path))
+            writer.Execute(plane)
+            written.append(path)
     return written
 
 

@@ -17,7 +17,7 @@ import pytest
 import SimpleITK as sitk
 from pydicom.data import get_testdata_file
 
-from imaging_data import oblique_volume, write_dicom_file, write_dicom_series, write_enhanced_file
+from imaging_data import keep_locale, oblique_volume, write_dicom_file, write_dicom_series, write_enhanced_file
 from Wonder3DMedLib.errors import InputError
 from Wonder3DMedLib.imaging.dicom import list_dicom_series
 from Wonder3DMedLib.imaging.io import Volume, read_volume, volume_from_sitk
@@ -27,9 +27,10 @@ CT5N = TEST_FILES / "dicomdirtests" / "98892001" / "CT5N"
 
 
 def sitk_series(folder: Path) -> Volume:
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
-    return volume_from_sitk(reader.Execute())
+    with keep_locale():
+        reader = sitk.ImageSeriesReader()
+        reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
+        return volume_from_sitk(reader.Execute())
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,8 @@ def test_ct_small_in_hounsfield_units_with_its_geometry():
     assert volume.array.shape == (1, 128, 128)
     expected = dataset.pixel_array * float(dataset.RescaleSlope) + float(dataset.RescaleIntercept)
     assert np.array_equal(volume.array[0], expected)
-    reference = volume_from_sitk(sitk.ReadImage(get_testdata_file("CT_small.dcm")))
+    with keep_locale():
+        reference = volume_from_sitk(sitk.ReadImage(get_testdata_file("CT_small.dcm")))
     # i, j axes and origin as GDCM reads them; k spacing is the slice thickness (5 mm)
     assert np.allclose(volume.ijk_to_ras[:, [0, 1, 3]], reference.ijk_to_ras[:, [0, 1, 3]], atol=1e-6)
     assert volume.spacing[2] == pytest.approx(float(dataset.SliceThickness))

@@ -100,3 +100,5 @@ def test_missing_and_unsupported_files(tmp_path):
     (tmp_path / "table.csv").write_text("a,b\n1,2\n")
     with pytest.raises(InputError, match="unsupported file: not a DICOM file and not a volume format Wonder3DMed reads"):
         read_volume(tmp_path / "table.csv")
+    with pytest.raises(InputError, match="picks a series in a DICOM folder, but the input is a file"):
+        read_volume(tmp_path / "table.csv", series_uid="1.2.3")

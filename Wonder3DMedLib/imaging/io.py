@@ -169,6 +169,8 @@ def read_volume(path: str | Path, *, series_uid: str | None = None, progress: Pr
     path = Path(path)
     if not path.exists():
         raise InputError("volume file not found", path=path)
+    if series_uid is not None and not path.is_dir():
+        raise InputError("--series (series_uid) picks a series in a DICOM folder, but the input is a file", path=path)
     if path.is_dir():
         volume = dicom.read_dicom_series(path, series_uid=series_uid, progress=progress)
     elif dicom.is_dicom_file(path):
