@@ -136,6 +136,9 @@ def test_box_framing_gives_the_mask_framing_record():
         framed.frame.mm_per_pixel, framed.frame.slice_axis, framed.frame.slice_index, framed.frame.image_size)
     assert np.array_equal(again.ijk_to_ras, framed.frame.ijk_to_ras)
     assert again.details.items() <= framed.frame.details.items()
+    # the record inverts exactly the geometry the preprocessing reports (source pixel -> framed pixel)
+    model_to_source = np.array(again.details["model_to_source"])[np.ix_([0, 1, 3], [0, 1, 3])]
+    assert np.allclose(model_to_source, np.linalg.inv(framed.input.source_to_frame))
 
 
 def test_depth_offset_moves_the_model_origin_along_the_normal():
