@@ -4,8 +4,11 @@ Data form: area-weighted samples of the moving surface (RAS mm) and the fixed su
 a :class:`~.distance.MeshDistance`; the result is a 4×4 matrix acting on RAS mm points.
 
 Each iteration pairs every moving sample with its exact closest point on the fixed
-surface and solves the weighted least-squares rigid (or similarity) transform between
-the pairs (Umeyama, via :func:`trimesh.registration.procrustes`, reflections excluded).
+surface. The first iterations solve the weighted least-squares rigid (or similarity)
+transform between the pairs (point-to-point, Umeyama via
+:func:`trimesh.registration.procrustes`, reflections excluded), which converges from
+far but slowly; the last ones minimise the distances to the tangent planes at the
+closest points (point-to-plane, linearised), which converges fast near the answer.
 ICP needs a starting pose: it runs from the pose as given and from the pose with the
 centroids matched, and keeps the one that ends with the smaller residual. The
 iterations use a few thousand samples, one per cell of a grid over the moving surface
@@ -27,6 +30,8 @@ __all__ = ["ALIGN_MODES", "Alignment", "align_icp"]
 
 #: Alignment modes: rigid (rotation + translation) or similarity (plus a uniform scale).
 ALIGN_MODES = ("rigid", "similarity")
+# Point-to-point steps stop once an iteration improves the RMS by less than this fraction.
+_SLOW_PHASE = 0.1
 # About this many samples are used by the iterations.
 _ICP_SAMPLES = 5000
 
@@ -96,28 +101,56 @@ def _transform(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return points @ matrix[:3, :3].T + matrix[:3, 3]
 
 
+def _rms(fixed: MeshDistance, points: np.ndarray, weights: np.ndarray, matrix: np.ndarray):
+    found = fixed.closest(_transform(points, matrix))
+    return found, float(np.sqrt(np.dot(weights, found.distance**2) / weights.sum()))
+
+
+def _plane_step(moved: np.ndarray, found, normals: np.ndarray, weights: np.ndarray, scale: bool) -> np.ndarray:
+    """One linearised point-to-plane update (small rotation ω, translation t, scale 1 + s)."""
+    offset = np.einsum("ij,ij->i", moved - found.point, normals)
+    columns = [np.cross(moved, normals), normals]
+    if scale:
+        columns.append(np.einsum("ij,ij->i", moved, normals)[:, None])
+    design = np.hstack(columns)
+    solution = np.linalg.lstsq(design * np.sqrt(weights)[:, None], -offset * np.sqrt(weights), rcond=None)[0]
+    omega, translation = solution[:3], solution[3:6]
+    angle = np.linalg.norm(omega)
+    step = np.eye(4)
+    if angle > 0:
+        step = trimesh.transformations.rotation_matrix(angle, omega / angle)
+    if scale:
+        step[:3, :3] *= 1.0 + solution[6]
+    step[:3, 3] = translation
+    return step
+
+
 def _icp(points, weights, fixed, start, scale, max_iterations, tolerance_mm, progress, share):
     matrix = start.copy()
-    previous = np.inf
-    rms = np.inf
+    face_normals = fixed.face_normals
+    found, rms = _rms(fixed, points, weights, matrix)
     iteration = 0
     converged = False
+    planes = False
     for iteration in range(1, max_iterations + 1):
         moved = _transform(points, matrix)
-        found = fixed.closest(moved)
-        rms = float(np.sqrt(np.dot(weights, found.distance**2) / weights.sum()))
-        if previous - rms < tolerance_mm:
+        if planes:
+            step = _plane_step(moved, found, face_normals[found.triangle], weights, scale)
+        else:
+            step, _, _ = trimesh.registration.procrustes(
+                moved, found.point, weights=weights, reflection=False, translation=True, scale=scale, return_cost=True
+            )
+        candidate = step @ matrix
+        candidate_found, candidate_rms = _rms(fixed, points, weights, candidate)
+        improvement = rms - candidate_rms
+        if improvement > 0:
+            matrix, found, rms = candidate, candidate_found, candidate_rms
+        if planes and improvement < tolerance_mm:
             converged = True
             break
-        previous = rms
-        step, _, _ = trimesh.registration.procrustes(
-            moved, found.point, weights=weights, reflection=False, translation=True, scale=scale, return_cost=True
-        )
-        matrix = step @ matrix
+        # Point-to-point has reached its slow phase: finish with point-to-plane.
+        planes = planes or improvement < _SLOW_PHASE * rms
         report(progress, share[0] + share[1] * iteration / max_iterations, f"ICP iteration {iteration}, RMS {rms:.3f} mm")
-    if not converged:
-        found = fixed.closest(_transform(points, matrix))
-        rms = float(np.sqrt(np.dot(weights, found.distance**2) / weights.sum()))
     return matrix, rms, iteration, converged
 
 
@@ -128,7 +161,7 @@ def align_icp(
     *,
     mode: str = "rigid",
     max_iterations: int = 60,
-    tolerance_mm: float = 1e-5,
+    tolerance_mm: float = 1e-6,
     progress: ProgressCallback | None = None,
 ) -> Alignment:
     """Align moving surface samples to a fixed surface by ICP.
@@ -144,7 +177,8 @@ def align_icp(
     mode : {'rigid', 'similarity'}
     max_iterations : int
     tolerance_mm : float
-        Stop when the RMS improves by less than this.
+        Switch from point-to-point to point-to-plane, then stop, when the RMS improves
+        by less than this.
 
     Returns
     -------

@@ -18,13 +18,17 @@ How a mask becomes a surface (:func:`surface_from_labelmap`):
    smoothed more broadly (σ = 2 voxels) so that the staircase does not make it noisy.
    On spheres and ellipsoids from 5 to 80 mm this leaves a mean signed error of
    about 0.01 mm and volumes within 1–3 % for radii of 5–10 mm and 0.1 % above.
-4. Smoothing would erase structures one voxel thin and shrink those two voxels thin
-   (a one-voxel sheet smoothed with σ = 1 voxel peaks at 0.38 < 0.5), and would close
-   one-voxel gaps. So voxels of *thin parts* — foreground or background voxels that no
-   6-neighbourhood cross fits into (sheets one voxel thick, tubes and gaps one or two
-   voxels wide) — and their 6-neighbours keep the unsmoothed 0/1 values and get no
-   curvature correction. There the surface runs halfway between voxel centres, the
-   convention that matches the voxel-count volume, instead of disappearing.
+4. Smoothing would erase structures one voxel thin and tubes two voxels wide (a
+   one-voxel sheet smoothed with σ = 1 voxel peaks at 0.40 < 0.5), and would close
+   one-voxel gaps. Rounding off the corner voxels of a staircase is what smoothing is
+   for, but making a whole part vanish is not. A voxel is at risk when no
+   6-neighbourhood cross of its side (inside or outside) fits over it and smoothing
+   flips its side; staircase corners are at risk alone or in groups of a few, thin
+   parts in large connected groups. Groups of 8 or more voxels (26-connected) keep
+   their unsmoothed 0/1 values, with their 6-neighbours, and get no curvature
+   correction: there the surface runs halfway between voxel centres, the convention
+   that matches the voxel-count volume. Thin parts smaller than 8 voxels are smoothed
+   away like staircase corners.
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ __all__ = ["SMOOTHING_SIGMA_VOXELS", "SurfaceInput", "surface_from_labelmap", "l
 #: Default Gaussian σ (in voxels, along each grid axis) applied to a mask before marching cubes.
 SMOOTHING_SIGMA_VOXELS = 1.0
 
+# Connected voxels that smoothing would erase needed to count as a thin part (staircase
+# corners come in groups of at most about five).
+_THIN_PART_VOXELS = 8
 # Broader smoothing (voxels) of the mask whose level sets give the curvature for the correction.
 _CURVATURE_SIGMA_VOXELS = 2.0
 
@@ -83,15 +90,6 @@ def _shifted(mask: np.ndarray, axis: int, step: int, fill: bool) -> np.ndarray:
     return moved
 
 
-def _erode(mask: np.ndarray, outside: bool) -> np.ndarray:
-    """Erosion by the 6-neighbourhood cross (voxels beyond the array count as ``outside``)."""
-    result = mask.copy()
-    for axis in range(3):
-        for step in (-1, 1):
-            result &= _shifted(mask, axis, step, outside)
-    return result
-
-
 def _dilate(mask: np.ndarray) -> np.ndarray:
     """Dilation by the 6-neighbourhood cross."""
     result = mask.copy()
@@ -101,13 +99,34 @@ def _dilate(mask: np.ndarray) -> np.ndarray:
     return result
 
 
+def _erode(mask: np.ndarray, outside: bool) -> np.ndarray:
+    """Erosion by the 6-neighbourhood cross (voxels beyond the array count as ``outside``)."""
+    result = mask.copy()
+    for axis in range(3):
+        for step in (-1, 1):
+            result &= _shifted(mask, axis, step, outside)
+    return result
+
+
 def _thin_parts(mask: np.ndarray, smooth: np.ndarray) -> np.ndarray:
-    """Voxels of sheets, tubes or gaps too thin for a 6-neighbourhood cross whose side
-    smoothing would flip, with their 6-neighbours."""
-    thin_foreground = mask & ~_dilate(_erode(mask, False)) & (smooth < 0.5)
+    """Thin sheets, tubes and gaps that smoothing would erase, with their 6-neighbours.
+
+    A voxel is at risk when no 6-neighbourhood cross of its side (inside or outside)
+    fits over it and smoothing flips its side. Isolated at-risk voxels are staircase
+    corners that smoothing is meant to round off; only groups of at least
+    :data:`_THIN_PART_VOXELS` connected at-risk voxels are thin parts.
+    """
+    inside = smooth >= 0.5
+    at_risk = mask & ~_dilate(_erode(mask, False)) & ~inside
     background = ~mask
-    thin_background = background & ~_dilate(_erode(background, True)) & (smooth >= 0.5)
-    return _dilate(thin_foreground | thin_background)
+    at_risk |= background & ~_dilate(_erode(background, True)) & inside
+    labels, count = ndimage.label(at_risk, structure=np.ones((3, 3, 3), dtype=bool))
+    if count == 0:
+        return at_risk
+    sizes = np.bincount(labels.ravel())
+    large = sizes >= _THIN_PART_VOXELS
+    large[0] = False
+    return _dilate(large[labels])
 
 
 def _crop(mask: np.ndarray, margin: int) -> tuple[np.ndarray, np.ndarray]:
