@@ -49,7 +49,7 @@ def _median_order(centres: np.ndarray, group: int) -> np.ndarray:
     order = np.arange(total)
     size = total
     while size > group:
-        block = columns[:, order].reshape(3, -1, size)
+        block = np.take(columns, order, axis=1).reshape(3, -1, size)
         axis = np.argmax(_extent(block), axis=0)
         key = block[axis, np.arange(block.shape[1])]
         halves = np.argpartition(key, size // 2 - 1, axis=1)
@@ -79,8 +79,8 @@ def _oriented_boxes(patch: np.ndarray, normal_sum: np.ndarray, low: np.ndarray, 
 
     Parameters
     ----------
-    patch : (m, p, 3) float64
-        Corner points of each patch.
+    patch : (3, m, p) float64
+        Corner points of each patch, coordinate first.
     normal_sum : (m, 3) float64
         Sum of the (area-scaled) face normals of each patch.
     low, high : (m, 3) float64
@@ -103,10 +103,10 @@ def _oriented_boxes(patch: np.ndarray, normal_sum: np.ndarray, low: np.ndarray, 
     tangent /= np.linalg.norm(tangent, axis=1, keepdims=True)
     bitangent = np.cross(normal, tangent)
     axes = np.stack([normal, tangent, bitangent], axis=1)  # (m, axis, xyz)
-    lower = np.empty((len(patch), 3))
-    upper = np.empty((len(patch), 3))
+    lower = np.empty((patch.shape[1], 3))
+    upper = np.empty((patch.shape[1], 3))
     for a in range(3):
-        along = patch[..., 0] * axes[:, a, 0, None] + patch[..., 1] * axes[:, a, 1, None] + patch[..., 2] * axes[:, a, 2, None]
+        along = patch[0] * axes[:, a, 0, None] + patch[1] * axes[:, a, 1, None] + patch[2] * axes[:, a, 2, None]
         lower[:, a], upper[:, a] = along.min(axis=1), along.max(axis=1)
     centre = np.einsum("ma,mai->mi", 0.5 * (lower + upper), axes)
     return np.ascontiguousarray(np.concatenate([centre.T, axes.reshape(-1, 9).T, (0.5 * (upper - lower)).T]))
@@ -140,17 +140,14 @@ class TriangleBVH:
     @staticmethod
     def _bounds(leaf_corners: np.ndarray) -> list[np.ndarray]:
         """Per level (0 = leaves), node bounds as rows: oriented boxes low, axis-aligned high."""
-        points = leaf_corners.reshape(len(leaf_corners), -1, 3)
         cross = np.cross(leaf_corners[:, :, 1] - leaf_corners[:, :, 0], leaf_corners[:, :, 2] - leaf_corners[:, :, 0])
         normal_sum = cross.sum(axis=1)
-        components = np.moveaxis(points, 2, 0)
+        components = np.ascontiguousarray(np.moveaxis(leaf_corners.reshape(len(leaf_corners), -1, 3), 2, 0))
         low, high = components.min(axis=2).T, components.max(axis=2).T
-        points = np.ascontiguousarray(points)
         levels = []
         while True:
             if len(levels) < _ORIENTED_LEVELS:
-                patch = points.reshape(len(low), -1, 3)
-                levels.append(_oriented_boxes(patch, normal_sum, low, high))
+                levels.append(_oriented_boxes(components.reshape(3, len(low), -1), normal_sum, low, high))
             else:
                 levels.append(np.ascontiguousarray(np.concatenate([low.T, high.T])))
             if len(low) == 1:
@@ -161,7 +158,7 @@ class TriangleBVH:
 
     def _lower_bound_sq(self, level: int, nodes: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
         """Squared lower bound of the distance from points to nodes (broadcast pairwise)."""
-        bounds = self._levels[level][:, nodes]
+        bounds = np.take(self._levels[level], nodes, axis=1)
         if len(bounds) == 6:
             dx = np.maximum(bounds[0] - x, 0.0) + np.maximum(x - bounds[3], 0.0)
             dy = np.maximum(bounds[1] - y, 0.0) + np.maximum(y - bounds[4], 0.0)
@@ -202,12 +199,13 @@ class TriangleBVH:
 
     def _nearest_chunk(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         count = len(points)
+        columns = np.ascontiguousarray(points.T)  # (3, n): gathers give contiguous rows
         upper_sq = np.full(count, np.inf)
         best = np.full(count, -1, dtype=np.int64)
         # 1. The leaf whose centre is nearest gives a tight first bound.
         _, first = self._leaf_tree.query(points)
         first = np.asarray(first, dtype=np.int64)
-        self._examine(points, np.arange(count), first, upper_sq, best)
+        self._examine(columns, np.arange(count), first, upper_sq, best)
         # 2. Every other leaf whose lower bound is below it is examined exactly.
         query = np.arange(count)
         node = np.zeros(count, dtype=np.int64)
@@ -215,22 +213,23 @@ class TriangleBVH:
             query = np.repeat(query, 2)
             node = np.repeat(node, 2) * 2
             node[1::2] += 1
-            p = points[query]
-            keep = self._lower_bound_sq(level, node, p[:, 0], p[:, 1], p[:, 2]) < upper_sq[query]
+            x, y, z = np.take(columns, query, axis=1)
+            keep = self._lower_bound_sq(level, node, x, y, z) < upper_sq[query]
             query, node = query[keep], node[keep]
         keep = node != first[query]
-        self._examine(points, query[keep], node[keep], upper_sq, best)
+        self._examine(columns, query[keep], node[keep], upper_sq, best)
         return upper_sq, best
 
-    def _examine(self, points: np.ndarray, query: np.ndarray, leaf: np.ndarray, upper_sq: np.ndarray, best: np.ndarray) -> None:
+    def _examine(self, columns: np.ndarray, query: np.ndarray, leaf: np.ndarray, upper_sq: np.ndarray, best: np.ndarray) -> None:
         """Exact distances to the triangles of (point, leaf) pairs; keep improvements in place.
 
-        ``query`` must be sorted (pairs of one point next to each other).
+        ``columns`` holds the points as rows x, y, z; ``query`` must be sorted (pairs of
+        one point next to each other).
         """
         for start in range(0, len(query), _EXACT_CHUNK):
             q, l = query[start : start + _EXACT_CHUNK], leaf[start : start + _EXACT_CHUNK]
-            p = points[q]
-            squared = squared_distances(p[:, :1], p[:, 1:2], p[:, 2:], self.leaf_packed[:, l])
+            x, y, z = np.take(columns, q, axis=1)[:, :, None]
+            squared = squared_distances(x, y, z, np.take(self.leaf_packed, l, axis=1))
             column = np.argmin(squared, axis=1)
             found = np.take_along_axis(squared, column[:, None], axis=1)[:, 0]
             starts = np.flatnonzero(np.r_[True, q[1:] != q[:-1]])

@@ -52,12 +52,24 @@ class MeshCheck:
         }
 
 
+def _components(faces: np.ndarray, vertex_count: int) -> int:
+    """Connected pieces of a triangle mesh (through shared vertices)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    used = np.unique(faces)
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]]])
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(vertex_count, vertex_count))
+    _, labels = connected_components(graph, directed=False)
+    return int(len(np.unique(labels[used])))
+
+
 def check_mesh(mesh: trimesh.Trimesh) -> MeshCheck:
     """Inspect a mesh whose duplicate vertices have been merged (``process=True``)."""
     area = float(mesh.area) if len(mesh.faces) else 0.0
     if area <= 0:
         return MeshCheck(empty=True, closed=False, components=0, area_mm2=0.0, size_mm=0.0)
-    components = int(trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(mesh.faces)).max() + 1)
+    components = _components(np.asarray(mesh.faces, dtype=np.int64), len(mesh.vertices))
     size = float(np.linalg.norm(np.ptp(mesh.vertices, axis=0)))
     closed = bool(mesh.is_watertight and mesh.is_winding_consistent)
     return MeshCheck(empty=False, closed=closed, components=components, area_mm2=area, size_mm=size)

@@ -35,16 +35,25 @@ from Wonder3DMedLib.metrics.surface import (
 from Wonder3DMedLib.metrics.surfaces import SMOOTHING_SIGMA_VOXELS, load_surface
 from Wonder3DMedLib.metrics.volume import (
     DEFAULT_GRID_VOXELS,
-    mesh_volume,
     overlap,
     overlap_grid,
-    solid_centroid,
     surface_centroid,
+    volume_and_centroid,
     voxelize,
 )
 from Wonder3DMedLib.progress import ProgressCallback, report
 
 __all__ = ["compare_surfaces", "compare_files"]
+
+
+def _both(first, second, workers: int):
+    """Run two independent jobs, in two threads when ``workers`` >= 2 (numpy, scipy and
+    scikit-image release the GIL in their loops)."""
+    if workers < 2:
+        return first(), second()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        a, b = pool.submit(first), pool.submit(second)
+        return a.result(), b.result()
 
 
 def _check_tolerances(tolerances_mm: Sequence[float]) -> tuple[float, ...]:
@@ -191,9 +200,7 @@ def compare_surfaces(
     def ref_to_pred():
         return MeshDistance(prediction).unsigned(ref_samples.points)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(2, workers))) as pool:
-        first, second = pool.submit(pred_to_ref), pool.submit(ref_to_pred)
-        (to_reference, pred_found), ref_distances = first.result(), second.result()
+    (to_reference, pred_found), ref_distances = _both(pred_to_ref, ref_to_pred, workers)
     surface = surface_distance_metrics(
         DirectedDistances(pred_found.distance, pred_samples.weights),
         DirectedDistances(ref_distances, ref_samples.weights),
@@ -213,12 +220,12 @@ def compare_surfaces(
     # 2. Volumes, overlap and centroids of the enclosed solids.
     report(progress, 0.85, "volumes and overlap")
     both_closed = pred_check.closed and ref_check.closed
-    volume_pred = mesh_volume(prediction) if pred_check.closed else float("nan")
-    volume_ref = mesh_volume(reference) if ref_check.closed else float("nan")
+    volume_pred, solid_pred = volume_and_centroid(prediction) if pred_check.closed else (float("nan"), None)
+    volume_ref, solid_ref = volume_and_centroid(reference) if ref_check.closed else (float("nan"), None)
     grid_info, dice, iou = _overlap(prediction, reference, pred_check, ref_check, reference_volume,
                                     prediction_volume, grid_voxels)
     if both_closed:
-        centroid_pred, centroid_ref, centroid_kind = solid_centroid(prediction), solid_centroid(reference), "solid"
+        centroid_pred, centroid_ref, centroid_kind = solid_pred, solid_ref, "solid"
     else:
         centroid_pred, centroid_ref, centroid_kind = surface_centroid(prediction), surface_centroid(reference), "surface"
 
@@ -364,10 +371,11 @@ def compare_files(
         return lambda fraction, message: report(progress, start + share * fraction, message)
 
     report(progress, 0.0, "reading the inputs and making their surfaces")
-    with ThreadPoolExecutor(max_workers=max(1, min(2, workers))) as pool:
-        pred_job = pool.submit(load_surface, prediction, prediction_label, smoothing_sigma_voxels=smoothing_sigma_voxels)
-        ref_job = pool.submit(load_surface, reference, reference_label, smoothing_sigma_voxels=smoothing_sigma_voxels)
-        pred, ref = pred_job.result(), ref_job.result()
+    pred, ref = _both(
+        lambda: load_surface(prediction, prediction_label, smoothing_sigma_voxels=smoothing_sigma_voxels),
+        lambda: load_surface(reference, reference_label, smoothing_sigma_voxels=smoothing_sigma_voxels),
+        workers,
+    )
     return compare_surfaces(
         pred.mesh,
         ref.mesh,

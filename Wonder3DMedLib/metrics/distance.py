@@ -100,21 +100,28 @@ class MeshDistance:
     def _normals(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Face normals, edge and corner pseudonormals, and each face's edge indices."""
         if self._pseudonormals is None:
-            mesh = self._mesh
-            faces = np.asarray(mesh.faces, dtype=np.int64)
-            face_normals = np.cross(self._corners[:, 1] - self._corners[:, 0], self._corners[:, 2] - self._corners[:, 0])
+            faces = np.asarray(self._mesh.faces, dtype=np.int64)
+            corners = self._corners
+            face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
             length = np.linalg.norm(face_normals, axis=1, keepdims=True)
             face_normals = np.divide(face_normals, length, out=np.zeros_like(face_normals), where=length > 0)
             # Edge k of a face is the edge opposite its corner k.
-            opposite = np.stack([faces[:, [1, 2]], faces[:, [2, 0]], faces[:, [0, 1]]], axis=1).reshape(-1, 2)
-            key = opposite.min(axis=1) * (int(faces.max()) + 1) + opposite.max(axis=1)
+            first = faces[:, [1, 2, 0]].ravel()
+            second = faces[:, [2, 0, 1]].ravel()
+            key = np.minimum(first, second) * (int(faces.max()) + 1) + np.maximum(first, second)
             _, face_edges = np.unique(key, return_inverse=True)
             face_edges = face_edges.reshape(-1, 3)
-            edge_normals = np.zeros((face_edges.max() + 1, 3))
-            np.add.at(edge_normals, face_edges, face_normals[:, None, :])
-            angles = trimesh.triangles.angles(self._corners)
-            vertex_normals = np.zeros((len(mesh.vertices), 3))
-            np.add.at(vertex_normals, faces, angles[:, :, None] * face_normals[:, None, :])
+            repeated = np.repeat(face_normals, 3, axis=0)
+            edge_normals = np.stack(
+                [np.bincount(face_edges.ravel(), weights=repeated[:, a], minlength=face_edges.max() + 1) for a in range(3)],
+                axis=1,
+            )
+            angles = trimesh.triangles.angles(corners).ravel()
+            vertex_normals = np.stack(
+                [np.bincount(faces.ravel(), weights=angles * repeated[:, a], minlength=len(self._mesh.vertices))
+                 for a in range(3)],
+                axis=1,
+            )
             self._pseudonormals = (face_normals, edge_normals, vertex_normals, face_edges)
         return self._pseudonormals
 

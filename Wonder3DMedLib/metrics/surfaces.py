@@ -151,12 +151,10 @@ def _level_set_geometry(field_values: np.ndarray, points: np.ndarray) -> tuple[n
     padded = np.pad(field_values, 2, mode="edge")
     base = np.floor(points).astype(np.int64) + 1  # index of (point − 1) in ``padded``
     fraction = points - np.floor(points)
+    strides = np.array([padded.shape[1] * padded.shape[2], padded.shape[2], 1])
     offsets = np.arange(4)
-    block = padded[
-        base[:, 0, None, None, None] + offsets[:, None, None],
-        base[:, 1, None, None, None] + offsets[None, :, None],
-        base[:, 2, None, None, None] + offsets[None, None, :],
-    ]  # (n, 4, 4, 4) samples around each point
+    neighbourhood = (offsets[:, None, None] * strides[0] + offsets[None, :, None] * strides[1] + offsets[None, None, :]).ravel()
+    block = np.take(padded.ravel(), (base @ strides)[:, None] + neighbourhood).reshape(-1, 4, 4, 4)  # samples around each point
     for axis in range(3):
         t = fraction[:, axis].reshape((-1,) + (1,) * 3)
         lower = np.take(block, [0, 1, 2], axis=axis + 1)

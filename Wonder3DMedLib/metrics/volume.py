@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_GRID_VOXELS",
     "mesh_volume",
     "solid_centroid",
+    "volume_and_centroid",
     "surface_centroid",
     "voxelize",
     "overlap_grid",
@@ -55,11 +56,18 @@ def mesh_volume(mesh: trimesh.Trimesh) -> float:
 
 def solid_centroid(mesh: trimesh.Trimesh) -> np.ndarray:
     """(3,) centroid of the solid enclosed by a closed mesh (RAS mm); NaN if it has no volume."""
-    volumes, centres = _signed_tetrahedra(mesh) if len(mesh.faces) else (np.zeros(0), np.zeros((0, 3)))
-    total = volumes.sum()
-    if abs(total) <= 0:
-        return np.full(3, np.nan)
-    return (volumes[:, None] * centres).sum(axis=0) / total
+    return volume_and_centroid(mesh)[1]
+
+
+def volume_and_centroid(mesh: trimesh.Trimesh) -> tuple[float, np.ndarray]:
+    """Enclosed volume (mm³) and solid centroid (RAS mm) of a closed mesh, in one pass."""
+    if len(mesh.faces) == 0:
+        return 0.0, np.full(3, np.nan)
+    volumes, centres = _signed_tetrahedra(mesh)
+    total = float(volumes.sum())
+    if total == 0:
+        return 0.0, np.full(3, np.nan)
+    return total, volumes @ centres / total
 
 
 def surface_centroid(mesh: trimesh.Trimesh) -> np.ndarray:
