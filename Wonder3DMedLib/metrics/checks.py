@@ -52,16 +52,27 @@ class MeshCheck:
         }
 
 
-def _components(faces: np.ndarray, vertex_count: int) -> int:
-    """Connected pieces of a triangle mesh (through shared vertices)."""
+def _components(faces: np.ndarray, used: np.ndarray) -> int:
+    """Connected pieces of a triangle mesh (through shared vertices); ``used`` marks the vertices of faces."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    used = np.unique(faces)
+    count = len(used)
     edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]]])
-    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(vertex_count, vertex_count))
+    graph = coo_matrix((np.ones(len(edges), dtype=np.int8), (edges[:, 0], edges[:, 1])), shape=(count, count))
     _, labels = connected_components(graph, directed=False)
-    return int(len(np.unique(labels[used])))
+    return int(np.count_nonzero(np.bincount(labels[used], minlength=1)))
+
+
+def _closed_and_consistent(faces: np.ndarray, vertex_count: int) -> bool:
+    """Every directed edge a→b appears once and its reverse b→a once: a closed surface whose
+    faces are all wound the same way (watertight, consistently oriented)."""
+    start = faces.ravel()
+    end = faces[:, [1, 2, 0]].ravel()
+    forward = np.sort(start * vertex_count + end)
+    if np.any(forward[1:] == forward[:-1]):
+        return False
+    return bool(np.array_equal(forward, np.sort(end * vertex_count + start)))
 
 
 def check_mesh(mesh: trimesh.Trimesh) -> MeshCheck:
@@ -69,10 +80,17 @@ def check_mesh(mesh: trimesh.Trimesh) -> MeshCheck:
     area = float(mesh.area) if len(mesh.faces) else 0.0
     if area <= 0:
         return MeshCheck(empty=True, closed=False, components=0, area_mm2=0.0, size_mm=0.0)
-    components = _components(np.asarray(mesh.faces, dtype=np.int64), len(mesh.vertices))
-    size = float(np.linalg.norm(np.ptp(mesh.vertices, axis=0)))
-    closed = bool(mesh.is_watertight and mesh.is_winding_consistent)
-    return MeshCheck(empty=False, closed=closed, components=components, area_mm2=area, size_mm=size)
+    faces = np.asarray(mesh.faces, dtype=np.int64)
+    vertices = np.asarray(mesh.vertices)
+    used = np.bincount(faces.ravel(), minlength=len(vertices)) > 0
+    size = float(np.linalg.norm(np.ptp(vertices[used], axis=0)))
+    return MeshCheck(
+        empty=False,
+        closed=_closed_and_consistent(faces, len(vertices)),
+        components=_components(faces, used),
+        area_mm2=area,
+        size_mm=size,
+    )
 
 
 def check_units(prediction: MeshCheck, reference: MeshCheck) -> None:
