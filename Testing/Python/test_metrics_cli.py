@@ -76,6 +76,8 @@ def test_untagged_mesh_is_read_as_lps_with_a_warning(files, tmp_path, capsys):
         (["{f}/pred.ply", "{f}/seg.nii.gz:5", "--out", "{t}/r.json", "--align-scale"], "only makes sense with --align"),
         (["{f}/missing.ply", "{f}/seg.nii.gz:5", "--out", "{t}/r.json"], "not found"),
         (["{f}/pred.ply", "{f}/seg.nii.gz:5", "--out", "{f}/pred.ply"], "must end in"),
+        (["{f}/pred.ply", "{f}/seg.nii.gz:5", "--out", "{t}/r.json", "--smoothing", "-1"], "between 0 and 10"),
+        (["{f}/pred.ply", "{f}/seg.nii.gz:5", "--out", "{t}/r.json", "--tolerance", "nan"], ">= 0 mm"),
     ],
 )
 def test_bad_input_gets_a_clear_error(files, tmp_path, capsys, arguments, message):
@@ -92,3 +94,16 @@ def test_existing_outputs_are_kept_unless_overwrite(files, tmp_path, capsys):
     assert out.read_text() == "keep me" and "--overwrite" in capsys.readouterr().err
     assert main([*arguments, "--overwrite"]) == 0
     assert json.loads(out.read_text())["hd95_mm"] > 0
+
+
+def test_metrics_import_without_torch():
+    """The metrics run in Slicer's own Python: no torch, diffusers or Slicer at import."""
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    code = ("import sys, Wonder3DMedLib.metrics, Wonder3DMedLib.cli.compare\n"
+            "print(','.join(m for m in ('torch', 'diffusers', 'slicer', 'qt', 'monai') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""

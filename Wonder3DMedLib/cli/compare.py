@@ -78,8 +78,10 @@ def _check_outputs(args: argparse.Namespace) -> None:
         )
     if args.align_scale and not args.align:
         raise InputError("--align-scale only makes sense with --align")
-    if any(t < 0 for t in args.tolerance):
+    if any(not t >= 0 for t in args.tolerance):
         raise InputError(f"--tolerance values must be >= 0 mm, got {args.tolerance}")
+    if not 0 <= args.smoothing <= 10:
+        raise InputError(f"--smoothing must be between 0 and 10 voxels, got {args.smoothing}")
     inputs = {args.prediction.path.resolve(), args.reference.path.resolve()}
     for output in filter(None, (args.out, args.distance_mesh)):
         if output.resolve() in inputs:
