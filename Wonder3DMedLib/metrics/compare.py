@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ import trimesh
 from Wonder3DMedLib.imaging.io import Volume
 from Wonder3DMedLib.metrics.align import ALIGN_MODES, align_icp
 from Wonder3DMedLib.metrics.checks import MeshCheck, bounding_boxes_overlap, check_mesh, check_units
-from Wonder3DMedLib.metrics.distance import MeshDistance
+from Wonder3DMedLib.metrics.distance import ClosestPoints, MeshDistance
 from Wonder3DMedLib.metrics.report import ComparisonResult
 from Wonder3DMedLib.metrics.surface import (
     DEFAULT_SAMPLE_SPACING_MM,
@@ -208,14 +209,13 @@ def compare_surfaces(
     )
     report(progress, 0.8, "signed distances on the prediction's vertices")
     vertices = np.asarray(original.vertices, dtype=np.float64)
-    if len(vertices) == pred_samples.vertex_count and np.array_equal(vertices, pred_samples.points[: len(vertices)]):
-        found = pred_found
-        points = pred_samples.points
+    count = len(vertices)
+    if count == pred_samples.vertex_count and np.array_equal(vertices, pred_samples.points[:count]):
+        # The prediction's first samples are its own vertices: reuse their closest points.
+        found = ClosestPoints(*(np.asarray(getattr(pred_found, f.name))[:count] for f in fields(ClosestPoints)))
     else:
         found = to_reference.closest(vertices)
-        points = vertices
-    signs = to_reference.signs(points, found)
-    signed = (signs * found.distance)[: len(vertices)]
+    signed = to_reference.signs(vertices, found) * found.distance
 
     # 2. Volumes, overlap and centroids of the enclosed solids.
     report(progress, 0.85, "volumes and overlap")
