@@ -113,6 +113,21 @@ def test_open_mesh_keeps_distances_and_drops_volumes(pair):
     assert "unavailable" in result.dice_grid["kind"]
 
 
+def test_inward_and_inconsistently_wound_meshes_are_fixed_on_a_copy(pair):
+    inward = pair[0].copy()
+    inward.invert()
+    mixed = pair[0].copy()
+    mixed.faces[::7] = mixed.faces[::7, ::-1]
+    reference = compare_surfaces(pair[0], pair[1])
+    for variant in (inward, mixed):
+        faces = variant.faces.copy()
+        result = compare_surfaces(variant, pair[1])
+        assert result.volume_pred_mm3 == pytest.approx(reference.volume_pred_mm3)
+        assert result.dice == pytest.approx(reference.dice)
+        np.testing.assert_array_equal(variant.faces, faces)
+    assert any("re-wound" in w for w in compare_surfaces(mixed, pair[1]).warnings)
+
+
 def test_different_units_are_refused_with_a_hint(pair):
     in_metres = pair[0].copy()
     in_metres.apply_scale(0.001)

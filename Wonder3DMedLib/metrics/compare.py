@@ -47,6 +47,20 @@ from Wonder3DMedLib.progress import ProgressCallback, report
 __all__ = ["compare_surfaces", "compare_files"]
 
 
+def _prepared(mesh: trimesh.Trimesh, name: str, warnings: list) -> tuple[trimesh.Trimesh, MeshCheck]:
+    """A copy with duplicate vertices merged and, when it is closed, faces wound outwards."""
+    copy = trimesh.Trimesh(mesh.vertices, mesh.faces, process=True)
+    check = check_mesh(copy)
+    if not check.empty and not check.closed and copy.is_watertight:
+        trimesh.repair.fix_winding(copy)
+        check = check_mesh(copy)
+        if check.closed:
+            warnings.append(f"the {name} surface had inconsistently wound faces; they were re-wound for the measurement")
+    if check.closed and volume_and_centroid(copy)[0] < 0:
+        copy.invert()
+    return copy, check
+
+
 def _both(first, second, workers: int):
     """Run two independent jobs, in two threads when ``workers`` >= 2 (numpy, scipy and
     scikit-image release the GIL in their loops)."""
@@ -171,9 +185,8 @@ def compare_surfaces(
     warnings = list(warnings)
     original = prediction_mesh_ras
     report(progress, 0.0, "checking surfaces")
-    prediction = trimesh.Trimesh(prediction_mesh_ras.vertices, prediction_mesh_ras.faces, process=True)
-    reference = trimesh.Trimesh(reference_mesh_ras.vertices, reference_mesh_ras.faces, process=True)
-    pred_check, ref_check = check_mesh(prediction), check_mesh(reference)
+    prediction, pred_check = _prepared(prediction_mesh_ras, "prediction", warnings)
+    reference, ref_check = _prepared(reference_mesh_ras, "reference", warnings)
     check_units(pred_check, ref_check)
     inputs.setdefault("prediction", {})
     inputs.setdefault("reference", {})
