@@ -298,9 +298,9 @@ def _overlap(prediction, reference, pred_check, ref_check, reference_volume, pre
     """Dice and IoU, and a description of the grid they were counted on."""
     if reference_volume is not None:
         grid = reference_volume
-        reference_mask = np.asarray(reference_volume.array).astype(bool)
+        reference_mask = np.asarray(reference_volume.array).astype(bool, copy=False)
         if prediction_volume is not None and _same_grid(prediction_volume, reference_volume):
-            prediction_mask, source = np.asarray(prediction_volume.array).astype(bool), "prediction labelmap voxels"
+            prediction_mask, source = np.asarray(prediction_volume.array).astype(bool, copy=False), "prediction labelmap voxels"
         elif pred_check.closed:
             prediction_mask, source = voxelize(prediction, grid), "prediction surface voxelised (voxel centres)"
         else:

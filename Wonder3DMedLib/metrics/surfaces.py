@@ -131,9 +131,10 @@ def _thin_parts(mask: np.ndarray, smooth: np.ndarray) -> np.ndarray:
 
 def _crop(mask: np.ndarray, margin: int) -> tuple[np.ndarray, np.ndarray]:
     """The mask's bounding box plus ``margin`` zeros on every side, and the (k, j, i) index of its corner."""
-    nonzero = np.argwhere(mask)
-    low = nonzero.min(axis=0) - margin
-    high = nonzero.max(axis=0) + margin + 1
+    low, high = np.empty(3, dtype=np.int64), np.empty(3, dtype=np.int64)
+    for axis in range(3):
+        occupied = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        low[axis], high[axis] = occupied[0] - margin, occupied[-1] + margin + 1
     inside_low = np.maximum(low, 0)
     inside_high = np.minimum(high, mask.shape)
     crop = mask[tuple(slice(a, b) for a, b in zip(inside_low, inside_high))]
