@@ -47,18 +47,19 @@ from Wonder3DMedLib.progress import ProgressCallback, report
 __all__ = ["compare_surfaces", "compare_files"]
 
 
-def _prepared(mesh: trimesh.Trimesh, name: str, warnings: list) -> tuple[trimesh.Trimesh, MeshCheck]:
+def _prepared(mesh: trimesh.Trimesh, name: str) -> tuple[trimesh.Trimesh, MeshCheck, list[str]]:
     """A copy with duplicate vertices merged and, when it is closed, faces wound outwards."""
     copy = trimesh.Trimesh(mesh.vertices, mesh.faces, process=True)
     check = check_mesh(copy)
+    notes = []
     if not check.empty and not check.closed and copy.is_watertight:
         trimesh.repair.fix_winding(copy)
         check = check_mesh(copy)
         if check.closed:
-            warnings.append(f"the {name} surface had inconsistently wound faces; they were re-wound for the measurement")
+            notes.append(f"the {name} surface had inconsistently wound faces; they were re-wound for the measurement")
     if check.closed and volume_and_centroid(copy)[0] < 0:
         copy.invert()
-    return copy, check
+    return copy, check, notes
 
 
 def _both(first, second, workers: int):
@@ -185,8 +186,12 @@ def compare_surfaces(
     warnings = list(warnings)
     original = prediction_mesh_ras
     report(progress, 0.0, "checking surfaces")
-    prediction, pred_check = _prepared(prediction_mesh_ras, "prediction", warnings)
-    reference, ref_check = _prepared(reference_mesh_ras, "reference", warnings)
+    (prediction, pred_check, pred_notes), (reference, ref_check, ref_notes) = _both(
+        lambda: _prepared(prediction_mesh_ras, "prediction"),
+        lambda: _prepared(reference_mesh_ras, "reference"),
+        workers,
+    )
+    warnings += pred_notes + ref_notes
     check_units(pred_check, ref_check)
     inputs.setdefault("prediction", {})
     inputs.setdefault("reference", {})
@@ -201,20 +206,20 @@ def compare_surfaces(
     if not bounding_boxes_overlap(prediction, reference):
         warnings.append("the two surfaces do not overlap at all; check that both are in the same space (RAS mm)")
 
-    # 1. Distances, both ways, from area-weighted samples to the exact other surface.
-    report(progress, 0.05, "sampling surfaces")
-    pred_samples = sample_surface(prediction, spacing_mm=sample_spacing_mm)
-    ref_samples = sample_surface(reference, spacing_mm=sample_spacing_mm)
-    report(progress, 0.1, "distances between the surfaces")
-
-    def pred_to_ref():
-        target = MeshDistance(reference)
-        return target, target.closest(pred_samples.points)
-
-    def ref_to_pred():
-        return MeshDistance(prediction).unsigned(ref_samples.points)
-
-    (to_reference, pred_found), ref_distances = _both(pred_to_ref, ref_to_pred, workers)
+    # 1. Distances, both ways, from area-weighted samples to the exact other surface:
+    #    each side is sampled and indexed, then each side's samples meet the other's index.
+    report(progress, 0.05, "sampling and indexing the surfaces")
+    (pred_samples, to_prediction), (ref_samples, to_reference) = _both(
+        lambda: (sample_surface(prediction, spacing_mm=sample_spacing_mm), MeshDistance(prediction)),
+        lambda: (sample_surface(reference, spacing_mm=sample_spacing_mm), MeshDistance(reference)),
+        workers,
+    )
+    report(progress, 0.3, "distances between the surfaces")
+    pred_found, ref_distances = _both(
+        lambda: to_reference.closest(pred_samples.points),
+        lambda: to_prediction.unsigned(ref_samples.points),
+        workers,
+    )
     surface = surface_distance_metrics(
         DirectedDistances(pred_found.distance, pred_samples.weights),
         DirectedDistances(ref_distances, ref_samples.weights),
