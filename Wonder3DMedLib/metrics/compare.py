@@ -47,9 +47,17 @@ from Wonder3DMedLib.progress import ProgressCallback, report
 __all__ = ["compare_surfaces", "compare_files"]
 
 
+def _has_duplicate_vertices(vertices: np.ndarray) -> bool:
+    order = np.lexsort(vertices.T)
+    ordered = vertices[order]
+    return bool(np.any(np.all(ordered[1:] == ordered[:-1], axis=1)))
+
+
 def _prepared(mesh: trimesh.Trimesh, name: str) -> tuple[trimesh.Trimesh, MeshCheck, list[str]]:
     """A copy with duplicate vertices merged and, when it is closed, faces wound outwards."""
-    copy = trimesh.Trimesh(mesh.vertices, mesh.faces, process=True)
+    vertices = np.asarray(mesh.vertices, dtype=np.float64)
+    # Meshes from marching cubes have no duplicates: merging (hashing) them would be wasted time.
+    copy = trimesh.Trimesh(vertices, mesh.faces, process=_has_duplicate_vertices(vertices) if len(vertices) else False)
     check = check_mesh(copy)
     notes = []
     if not check.empty and not check.closed and copy.is_watertight:

@@ -76,9 +76,13 @@ class SurfaceSamples:
         return float(self.weights.sum())
 
 
-def _edge_lengths(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    corners = vertices[faces]
-    return np.linalg.norm(corners - np.roll(corners, -1, axis=1), axis=2)
+def _longest_edges_and_areas(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(faces,) longest edge length and area of each triangle (mm, mm²)."""
+    a, b, c = (np.take(vertices, faces[:, k], axis=0) for k in range(3))
+    ab, ac, bc = b - a, c - a, c - b
+    longest = np.sqrt(np.maximum(np.maximum(np.einsum("ij,ij->i", ab, ab), np.einsum("ij,ij->i", ac, ac)),
+                                 np.einsum("ij,ij->i", bc, bc)))
+    return longest, 0.5 * np.linalg.norm(np.cross(ab, ac), axis=1)
 
 
 def sample_surface(mesh: trimesh.Trimesh, *, spacing_mm: float = DEFAULT_SAMPLE_SPACING_MM) -> SurfaceSamples:
@@ -103,14 +107,14 @@ def sample_surface(mesh: trimesh.Trimesh, *, spacing_mm: float = DEFAULT_SAMPLE_
     count = len(vertices)
     if len(faces) == 0:
         return SurfaceSamples(np.empty((0, 3)), np.empty(0), count, float(spacing_mm))
-    area = float(trimesh.triangles.area(vertices[faces]).sum())
-    spacing = max(float(spacing_mm), np.sqrt(2.0 * area / _MAX_SAMPLES))
+    longest, areas = _longest_edges_and_areas(vertices, faces)
+    spacing = max(float(spacing_mm), np.sqrt(2.0 * areas.sum() / _MAX_SAMPLES))
     for _ in range(_MAX_SPLITS):
-        long_faces = np.flatnonzero(_edge_lengths(vertices, faces).max(axis=1) > spacing)
+        long_faces = np.flatnonzero(longest > spacing)
         if len(long_faces) == 0:
             break
         vertices, faces = trimesh.remesh.subdivide(vertices, faces, face_index=long_faces)
-    areas = trimesh.triangles.area(vertices[faces])
+        longest, areas = _longest_edges_and_areas(vertices, faces)
     weights = np.bincount(faces.ravel(), weights=np.repeat(areas / 3.0, 3), minlength=len(vertices))
     return SurfaceSamples(points=vertices, weights=weights, vertex_count=count, spacing_mm=spacing)
 
