@@ -28,7 +28,7 @@ from Wonder3DMedLib.metrics.triangles import pack_triangles, squared_distances
 __all__ = ["LEAF_SIZE", "TriangleBVH"]
 
 #: Triangles per leaf.
-LEAF_SIZE = 8
+LEAF_SIZE = 16
 # Levels (0 = leaves) bounded by oriented boxes; above them nodes are large, curved
 # patches where an axis-aligned box is as good and cheaper.
 _ORIENTED_LEVELS = 6
