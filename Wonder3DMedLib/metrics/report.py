@@ -280,7 +280,7 @@ def _number(value: float, digits: int = 3) -> str:
         return "n/a"
     if math.isinf(value):
         return "inf"
-    return f"{value:.{digits}f}"
+    return f"{value + 0.0:.{digits}f}" if abs(value) >= 0.5 * 10**-digits else f"{0:.{digits}f}"
 
 
 def format_table(result: ComparisonResult) -> str:
