@@ -29,10 +29,12 @@ def bilinear(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, *, fill: flo
     cols = np.asarray(cols, dtype=np.float64)
     r0 = np.floor(rows)
     c0 = np.floor(cols)
-    valid = (r0 >= 0) & (r0 <= height - 2) & (c0 >= 0) & (c0 <= width - 2)
+    valid = (r0 >= 0) & (r0 <= height - 2) & (c0 >= 0) & (c0 <= width - 2)  # False for NaN too
+    r0 = np.where(valid, r0, 0.0)
+    c0 = np.where(valid, c0, 0.0)
     ri = np.clip(r0, 0, height - 2).astype(np.intp)
     ci = np.clip(c0, 0, width - 2).astype(np.intp)
-    tr, tc = rows - r0, cols - c0
+    tr, tc = np.where(valid, rows - r0, 0.0), np.where(valid, cols - c0, 0.0)
     top = image[ri, ci] * (1.0 - tc) + image[ri, ci + 1] * tc
     bottom = image[ri + 1, ci] * (1.0 - tc) + image[ri + 1, ci + 1] * tc
     return np.where(valid, top * (1.0 - tr) + bottom * tr, fill)

@@ -45,6 +45,7 @@ __all__ = [
     "apply_offsets",
     "contour_constraints",
     "free_space_clamp",
+    "outside_hull",
 ]
 
 _MIN_LATERAL = 0.3  # |d col_l / d w_k| below this a view's contours say little about view k's depth
@@ -211,6 +212,7 @@ def piece_offsets(
     *,
     grazing: float,
     tolerance: float = 1.0,
+    min_score: float = 0.02,
     samples: int = 600,
     seed: int = 0,
 ) -> np.ndarray:
@@ -218,12 +220,12 @@ def piece_offsets(
 
     Votes from contour crossings in the piece and, when ``depths`` of the other views are
     given, from agreement with them; penalties for leaving the hull and for hiding other
-    views' surfaces. Without enough evidence a piece goes as close to its camera as the hull
-    allows.
+    views' surfaces. A piece without enough evidence (best score below ``min_score``) gets
+    NaN: it is not placed and carves nothing.
 
     Returns
     -------
-    (count,) float64
+    (count,) float64 — NaN for pieces left unplaced
     """
     rng = np.random.default_rng(seed)
     span = stack.size / 2.0
@@ -245,24 +247,21 @@ def piece_offsets(
         outside, agree, violate = _sweep(
             stack, view, rows, cols, heights[rows, cols], offsets, depths, tolerance=tolerance, grazing=grazing
         )
-        score = votes + gaussian_filter1d(agree, 1.0) - 2.0 * violate
-        feasible = outside < 0.03
-        if not feasible.any():
-            feasible = outside <= outside.min()
-        score = np.where(feasible, score, -np.inf)
-        if score.max() > 0.15:
-            result[piece] = offsets[int(np.argmax(score))]
-        else:
-            result[piece] = offsets[int(np.flatnonzero(feasible).max())]
+        score = votes + gaussian_filter1d(agree, 1.0) - 2.0 * violate - outside
+        best = int(np.argmax(score))
+        result[piece] = offsets[best] if score[best] > min_score else np.nan
     return result
 
 
 def apply_offsets(heights: np.ndarray, mask: np.ndarray, labels: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Shift each piece by its offset; unassigned pixels follow the nearest piece."""
+    """Shift each piece by its offset; unassigned pixels follow the nearest piece.
+
+    Pixels of unplaced pieces (NaN offset), and all pixels when there is no piece, become NaN.
+    """
     if len(offsets) == 0:
-        return heights.copy()
+        return np.full(heights.shape, np.nan)
     nearest = extend_nearest(labels, labels >= 0)
-    shift = np.where(mask & (nearest >= 0), offsets[np.maximum(nearest, 0)], 0.0)
+    shift = np.where(mask & (nearest >= 0), offsets[np.maximum(nearest, 0)], np.nan)
     return heights + shift
 
 
@@ -307,7 +306,7 @@ def free_space_clamp(
     for _ in range(rounds):
         points = []
         for view in range(len(current)):
-            rows, cols = np.nonzero(stack.masks[view] & (stack.facing[view] > confidence))
+            rows, cols = np.nonzero(stack.masks[view] & (stack.facing[view] > confidence) & np.isfinite(current[view]))
             points.append(stack.points(view, rows, cols, current[view][rows, cols]))
         lifted = []
         for view, surface in enumerate(current):
@@ -329,3 +328,25 @@ def free_space_clamp(
             lifted.append(surface + lift)
         current = lifted
     return current
+
+
+def outside_hull(stack: ViewStack, view: int, heights: np.ndarray) -> np.ndarray:
+    """How far (pixels) each surface point of one view lies outside the other views' silhouettes.
+
+    Returns
+    -------
+    (S, S) float64 — max over the other views of the silhouette distance at the point's
+    projection (≤ 0 inside the hull); NaN where ``heights`` is NaN
+    """
+    rows, cols = np.nonzero(np.isfinite(heights))
+    points = stack.points(view, rows, cols, heights[rows, cols])
+    worst = np.full(len(rows), -np.inf)
+    for other in range(len(stack.masks)):
+        if other == view:
+            continue
+        projected = points @ stack.model_to_pixel[other][:3, :3].T + stack.model_to_pixel[other][:3, 3]
+        distance = bilinear(stack.distance[other], projected[:, 1], projected[:, 0], fill=float(stack.size))
+        worst = np.maximum(worst, distance)
+    out = np.full(heights.shape, np.nan)
+    out[rows, cols] = worst
+    return out

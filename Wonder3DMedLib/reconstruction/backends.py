@@ -136,7 +136,7 @@ def reconstruct_mesh(
     *,
     method: str = "fast",
     resolution: int = 192,
-    smoothing_iterations: int = 0,
+    smoothing_iterations: int = 10,
     target_faces: int | None = None,
     progress: ProgressCallback | None = None,
     **options,

@@ -22,7 +22,7 @@ pixels). About 10–20 s on two cores for 256² views and a 192³ grid.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -32,9 +32,11 @@ from Wonder3DMedLib.reconstruction.anchoring import (
     contour_constraints,
     contour_crossings,
     free_space_clamp,
+    outside_hull,
     piece_offsets,
     segment_pieces,
 )
+from Wonder3DMedLib.reconstruction._images import extend_nearest
 from Wonder3DMedLib.reconstruction.backends import ReconstructedField
 from Wonder3DMedLib.reconstruction.fusion import fuse_views
 from Wonder3DMedLib.reconstruction.integration import integrate_normals
@@ -66,8 +68,14 @@ class FastOptions:
         Gaussian sigma of the normals used for detection and confidence (not for integration).
     constraint_weight : float
         Weight of one contour point against one difference equation.
-    constraint_tolerance_px : float
-        Contour points further than this from the anchored surface are ignored.
+    constraint_tolerances_px : tuple of float
+        Rounds of the second integration: contour points further than this from the current
+        surface are ignored in that round.
+    refine_iterations : int
+        BiNI iterations of each round.
+    outside_tolerance_px, max_outside_fraction : float
+        After refinement, surface points further outside the visual hull than this carve
+        nothing, and a piece with more than this fraction of such points carves nothing.
     anchor_weight : float
         Weight of the anchored heights in the second integration.
     clamp_confidence, clamp_tolerance_px : float
@@ -81,8 +89,12 @@ class FastOptions:
     cut: float = 0.2
     min_piece_px: int = 30
     smoothing_px: float = 1.0
+    integration_smoothing_px: float = 0.0
     constraint_weight: float = 0.5
-    constraint_tolerance_px: float = 1.5
+    constraint_tolerances_px: tuple[float, ...] = (1.5,)
+    outside_tolerance_px: float = 1.5
+    max_outside_fraction: float = 0.25
+    refine_iterations: int = 10
     anchor_weight: float = 1e-4
     clamp_confidence: float = 0.3
     clamp_tolerance_px: float = 1.0
@@ -104,6 +116,8 @@ def fast_heights(
     started = time.perf_counter()
     working = min(views.size, options.working_size)
     stack = ViewStack.from_views(views, size=working, smoothing_px=options.smoothing_px)
+    if options.integration_smoothing_px > 0:
+        stack = stack.with_integration_smoothing(options.integration_smoothing_px)
     timings["decode"] = time.perf_counter() - started
     started = time.perf_counter()
     shapes, labels, counts, crossings = [], [], [], []
@@ -136,25 +150,30 @@ def fast_heights(
     refined = []
     for view in range(6):
         report(progress, 0.7 + 0.25 * view / 6.0, f"refining view {view + 1}/6")
-        constraints = contour_constraints(
-            crossings[view],
-            depths[view],
-            labels[view],
-            shapes[view].graph.index,
-            tolerance=options.constraint_tolerance_px,
-            weight=options.constraint_weight,
-        )
-        result = integrate_normals(
-            stack.normals_camera[view],
-            stack.masks[view],
-            prior=np.nan_to_num(depths[view]),
-            prior_weight=options.anchor_weight,
-            constraints=constraints,
-            iterations=max(1, options.iterations // 2),
-            sharpness=options.sharpness,
-            initial=_shifted(shapes[view], depths[view]),
-        )
-        refined.append(result.heights)
+        placed = np.isfinite(depths[view])
+        current = shapes[view]
+        heights = depths[view]
+        for tolerance in options.constraint_tolerances_px:
+            constraints = contour_constraints(
+                crossings[view],
+                heights,
+                labels[view],
+                current.graph.index,
+                tolerance=tolerance,
+                weight=options.constraint_weight,
+            )
+            current = integrate_normals(
+                stack.normals_camera[view],
+                stack.masks[view],
+                prior=np.nan_to_num(depths[view]),
+                prior_weight=np.where(placed, options.anchor_weight, 0.0),
+                constraints=constraints,
+                iterations=options.refine_iterations,
+                sharpness=options.sharpness,
+                initial=replace(current, heights=np.where(placed, heights, np.nan_to_num(current.heights))),
+            )
+            heights = np.where(placed, current.heights, np.nan)
+        refined.append(_drop_outside(stack, view, heights, labels[view], counts[view], options))
     timings["refine"] = time.perf_counter() - started
     started = time.perf_counter()
     clamped = free_space_clamp(
@@ -165,11 +184,15 @@ def fast_heights(
     return stack, clamped, details
 
 
-def _shifted(shape, heights):
-    """The first integration with its heights replaced by the anchored ones (warm start)."""
-    from dataclasses import replace
-
-    return replace(shape, heights=heights)
+def _drop_outside(stack: ViewStack, view: int, heights: np.ndarray, labels: np.ndarray, count: int, options: FastOptions):
+    """Unplace surface points outside the hull, and whole pieces that are mostly outside it."""
+    outside = outside_hull(stack, view, heights) > options.outside_tolerance_px
+    nearest = extend_nearest(labels, labels >= 0)
+    for piece in range(count):
+        members = (nearest == piece) & np.isfinite(heights)
+        if members.any() and outside[members].mean() > options.max_outside_fraction:
+            outside |= members
+    return np.where(outside, np.nan, heights)
 
 
 def reconstruct_field(

@@ -77,8 +77,8 @@ def fuse_views(
     ----------
     stack : ViewStack
     heights : list of 6 (S, S) float, or None
-        Anchored heights of each view (pixels, NaN outside the masks); None gives the
-        visual hull alone.
+        Anchored heights of each view (pixels); NaN outside the masks and where a view's
+        depth is unknown (those pixels carve nothing). None gives the visual hull alone.
     resolution : int
         Grid points along each axis (cell centres of a ``resolution``³ partition of the box).
 
@@ -103,7 +103,8 @@ def fuse_views(
         if heights is None:
             continue
         mask = stack.masks[view]
-        surface = extend_nearest(np.where(mask, heights[view], 0.0), mask)
+        placed = mask & np.isfinite(heights[view])
+        surface = extend_nearest(np.where(placed, heights[view], _FAR), mask)  # unplaced pixels carve nothing
         facing = extend_nearest(np.clip(stack.facing[view], 0.0, 1.0), mask)
         height = ((size / 2.0) * (rotation[2, 0] * x + rotation[2, 2] * z)).astype(np.float32)
         behind = _sample(surface, rows, cols, fill=_FAR) - height  # > 0 behind the visible surface

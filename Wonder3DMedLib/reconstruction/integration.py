@@ -185,7 +185,7 @@ def integrate_normals(
         Pixels to integrate.
     prior : (H, W) float, optional
         Heights (pixels) the solution is weakly pulled towards; zero when omitted.
-    prior_weight : float
+    prior_weight : float or (H, W) float
         Weight of the prior per pixel, relative to one difference equation (default: just
         enough to fix the free offset of each piece).
     constraints : PointConstraints, optional
@@ -220,7 +220,8 @@ def integrate_normals(
     target_a = np.concatenate([-nx[a[:h]], ny[a[h:]]])
     target_b = np.concatenate([-nx[b[:h]], ny[b[h:]]])
     prior_values = np.zeros(n) if prior is None else np.asarray(prior, dtype=np.float64)[mask]
-    diagonal = np.full(n, float(prior_weight))
+    diagonal = np.broadcast_to(np.asarray(prior_weight, dtype=np.float64), mask.shape)[mask].copy()
+    diagonal = np.maximum(diagonal, 1e-9)  # keeps every piece's offset defined
     extra, extra_rhs = (None, 0.0) if constraints is None else constraints.normal_equations(n)
     if initial is not None:
         heights = initial.heights[mask].copy()
