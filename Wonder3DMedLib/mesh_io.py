@@ -10,6 +10,12 @@ negates x and y. :func:`write_mesh` always writes the tag and :func:`read_mesh` 
 it the same way, so files round-trip through Slicer at the same RAS position.
 
 Headers carry the software name, the space and the unit, nothing about the patient.
+
+A reconstruction not yet placed over its slice is in Wonder3D's *model frame* (the box
+[−1, 1]³ of the front camera), not in patient coordinates. :func:`write_mesh` with
+``space="MODEL"`` writes it with ``FRAME=wonder3d-model`` in place of a ``SPACE=`` tag, so
+nothing claims RAS or LPS, and :func:`read_mesh` refuses such a file with a hint instead of
+loading it as LPS millimetres.
 """
 
 from __future__ import annotations
@@ -25,13 +31,17 @@ import trimesh
 from Wonder3DMedLib import __version__
 from Wonder3DMedLib.errors import InputError, OutputError
 
-__all__ = ["MESH_SUFFIXES", "SPACES", "MeshFile", "read_mesh", "write_mesh"]
+__all__ = ["MESH_SUFFIXES", "SPACES", "MODEL_SPACE", "MeshFile", "read_mesh", "write_mesh"]
 
 #: File types read and written (lower-case suffixes).
 MESH_SUFFIXES = (".stl", ".ply", ".obj", ".vtk", ".vtp")
 
 #: Coordinate systems a file can be tagged with.
 SPACES = ("RAS", "LPS")
+
+#: ``space`` of a mesh in the reconstruction's model frame (not patient coordinates).
+MODEL_SPACE = "MODEL"
+_MODEL_MARKER = "FRAME=wonder3d-model"
 
 _SPACE_PATTERN = re.compile(rb"SPACE=(RAS|LPS)")
 _RAS_LPS = np.array([-1.0, -1.0, 1.0])
@@ -145,6 +155,12 @@ def read_mesh(path: str | Path, *, default_space: str = "LPS") -> MeshFile:
     suffix = _check_suffix(path)
     if not path.is_file():
         raise InputError("mesh file not found", path=path)
+    if _MODEL_MARKER.encode() in path.read_bytes()[:4096] or (suffix == ".vtp" and _vtp_is_model_frame(path)):
+        raise InputError(
+            "this mesh is in the Wonder3D model frame (the reconstruction box), not in patient coordinates",
+            path=path,
+            hint="write it in RAS millimetres with `wonder3dmed mesh VIEWS_DIR --frame frame.json --out ...`",
+        )
     try:
         if suffix in (".vtk", ".vtp"):
             mesh, tag = _read_vtk(path, suffix)
@@ -163,7 +179,19 @@ def read_mesh(path: str | Path, *, default_space: str = "LPS") -> MeshFile:
     return MeshFile(mesh=mesh, space_in_file=space, space_tagged=tag is not None, path=path)
 
 
+def _vtp_is_model_frame(path: Path) -> bool:
+    import vtk
+
+    reader = vtk.vtkXMLPolyDataReader()
+    reader.SetFileName(str(path))
+    reader.Update()
+    field_data = reader.GetOutput().GetFieldData()
+    return field_data is not None and field_data.GetAbstractArray("FRAME") is not None
+
+
 def _header_text(space: str) -> str:
+    if space == MODEL_SPACE:
+        return f"Wonder3DMed {__version__} {_MODEL_MARKER} UNITS=model NOT patient coordinates"
     return f"Wonder3DMed {__version__} output. SPACE={space} UNITS=mm"
 
 
@@ -202,7 +230,7 @@ def _write_ply(
         "ply",
         "format binary_little_endian 1.0",
         f"comment {_header_text(space)}",
-        f"comment SPACE={space}",
+        f"comment SPACE={space}" if space != MODEL_SPACE else f"comment {_MODEL_MARKER}",
         f"element vertex {len(vertices)}",
         "property float x",
         "property float y",
@@ -272,8 +300,8 @@ def _write_vtk(
         polydata.GetPointData().AddArray(array)
     if xml:
         tag = vtk.vtkStringArray()
-        tag.SetName("SPACE")
-        tag.InsertNextValue(space)
+        tag.SetName("SPACE" if space != MODEL_SPACE else "FRAME")
+        tag.InsertNextValue(space if space != MODEL_SPACE else _MODEL_MARKER.split("=", 1)[1])
         polydata.GetFieldData().AddArray(tag)
         writer = vtk.vtkXMLPolyDataWriter()
     else:
@@ -304,8 +332,10 @@ def write_mesh(
     path : str or Path
         Output file; the suffix picks the format (``.stl``, ``.ply``, ``.obj``, ``.vtk``,
         ``.vtp``).
-    space : {'RAS', 'LPS'}
-        Coordinate system of the file (vertices are converted when 'LPS').
+    space : {'RAS', 'LPS', 'MODEL'}
+        Coordinate system of the file (vertices are converted when 'LPS'). 'MODEL': the
+        mesh is in the reconstruction's model frame; written unchanged, marked
+        ``FRAME=wonder3d-model`` and with no ``SPACE=`` tag.
     point_scalars : dict of str to (n,) array, optional
         Extra per-vertex values (e.g. ``signed_distance_mm``) for PLY, VTK and VTP.
 
@@ -321,8 +351,8 @@ def write_mesh(
     """
     path = Path(path)
     suffix = _check_suffix(path)
-    if space not in SPACES:
-        raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+    if space not in (*SPACES, MODEL_SPACE):
+        raise ValueError(f"space must be one of {(*SPACES, MODEL_SPACE)}, got {space!r}")
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     if space == "LPS":
         vertices = vertices * _RAS_LPS

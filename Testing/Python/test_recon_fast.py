@@ -1,0 +1,144 @@
+"""The CPU backend end to end on shapes with known truth, and its anchoring steps on exact depths.
+
+End-to-end tests use 128² views and a 128³ grid (about 4 s each on two cores); the
+thresholds leave margin over what that resolution reaches (sphere IoU 0.994, CD/diag 0.0018;
+the 256² targets of the benchmark are tighter). One anatomical case runs at 256² (slow).
+CD/diag is measured with 100 000 samples each way, which by itself gives ≈ 0.0016 for a
+perfect reconstruction of these shapes (sampling floor).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.recon_metrics import surface_scores
+from Wonder3DMedLib.reconstruction.anchoring import (
+    contour_crossings,
+    free_space_clamp,
+    outside_hull,
+    piece_offsets,
+)
+from Wonder3DMedLib.reconstruction.fast import FastOptions, reconstruct_field
+from Wonder3DMedLib.reconstruction.fusion import hull_grid
+from Wonder3DMedLib.reconstruction.meshing import extract_mesh
+from Wonder3DMedLib.reconstruction.render import rasterize, render_views
+from Wonder3DMedLib.reconstruction.shapes import frame_mesh, label_surface, sphere, torus
+from Wonder3DMedLib.reconstruction.view_stack import ViewStack
+from Wonder3DMedLib.reconstruction.cameras import wonder3d_cameras
+from Wonder3DMedLib.views import MultiviewImages
+
+
+def _reconstruct(views, resolution=128):
+    field = reconstruct_field(views, resolution=resolution)
+    return extract_mesh(field.sdf), field
+
+
+def _true_heights(mesh, size):
+    heights = []
+    for camera in wonder3d_cameras():
+        raster = rasterize(mesh, camera, size)
+        heights.append(np.where(raster.mask, (camera.distance - raster.depth) * size / 2, np.nan))
+    return heights
+
+
+@pytest.fixture(scope="module")
+def sphere_case():
+    mesh = frame_mesh(sphere())
+    return mesh, render_views(mesh, size=128)
+
+
+@pytest.fixture(scope="module")
+def thalamus(mricron_templates):
+    """The left thalamus of the AAL atlas, smoothed 1 mm, seen from the front (coronal)."""
+    from Wonder3DMedLib.imaging.io import read_volume
+
+    atlas = read_volume(mricron_templates / "aal.nii.gz")
+    surface = label_surface(np.asarray(atlas.array) == 77, atlas.spacing[::-1], smoothing_mm=1.0)
+    surface.vertices = atlas.ijk_to_ras_points(np.asarray(surface.vertices)[:, ::-1] / atlas.spacing)
+    coronal = np.array([[-1.0, 0, 0], [0, 0, 1], [0, 1, 0]])  # x = patient left, y = superior, z = anterior
+    return frame_mesh(surface, rotation=coronal)
+
+
+def test_sphere(sphere_case):
+    mesh, views = sphere_case
+    reconstructed, field = _reconstruct(views)
+    scores = surface_scores(reconstructed, mesh)
+    assert reconstructed.is_watertight and scores.components == 1
+    assert scores.iou >= 0.985 and scores.chamfer_over_diagonal <= 0.0025, scores
+    assert field.method == "fast" and field.details["pieces"] == [1] * 6
+
+
+def test_torus_with_its_hole_facing_the_front():
+    mesh = frame_mesh(torus())
+    reconstructed, _ = _reconstruct(render_views(mesh, size=128))
+    scores = surface_scores(reconstructed, mesh)
+    assert reconstructed.is_watertight
+    assert scores.iou >= 0.96 and scores.chamfer_over_diagonal <= 0.003, scores
+
+
+def test_anatomy_beats_the_visual_hull(thalamus):
+    views = render_views(thalamus, size=128)
+    reconstructed, _ = _reconstruct(views)
+    hull = extract_mesh(hull_grid(ViewStack.from_views(views), 128))
+    scores, baseline = surface_scores(reconstructed, thalamus), surface_scores(hull, thalamus)
+    assert reconstructed.is_watertight
+    assert scores.iou >= 0.95 and scores.chamfer_over_diagonal <= 0.004, scores
+    assert scores.chamfer_over_diagonal <= 0.4 * baseline.chamfer_over_diagonal, (scores, baseline)
+
+
+@pytest.mark.slow
+def test_caudate_at_256_pixels(mricron_templates):
+    from Wonder3DMedLib.imaging.io import read_volume
+
+    atlas = read_volume(mricron_templates / "aal.nii.gz")
+    surface = label_surface(np.asarray(atlas.array) == 71, atlas.spacing[::-1], smoothing_mm=1.0)
+    surface.vertices = atlas.ijk_to_ras_points(np.asarray(surface.vertices)[:, ::-1] / atlas.spacing)
+    mesh = frame_mesh(surface)  # axial: seen from above
+    views = render_views(mesh, size=256)
+    reconstructed, _ = _reconstruct(views, resolution=192)
+    hull = extract_mesh(hull_grid(ViewStack.from_views(views), 192))
+    scores, baseline = surface_scores(reconstructed, mesh), surface_scores(hull, mesh)
+    assert scores.iou >= 0.95 and scores.chamfer_over_diagonal <= 0.003, scores
+    assert scores.chamfer_over_diagonal <= 0.4 * baseline.chamfer_over_diagonal
+
+
+def test_normal_noise_changes_little(sphere_case):
+    """Gaussian noise σ = 0.15 on every normal component (then renormalised)."""
+    mesh, views = sphere_case
+    rng = np.random.default_rng(7)
+    noisy = views.decoded_normals() + rng.normal(0.0, 0.15, views.normals.shape).astype(np.float32)
+    noisy /= np.linalg.norm(noisy, axis=-1, keepdims=True)
+    noisy_views = MultiviewImages.from_normal_vectors(noisy, views.colors, views.masks, source="oracle")
+    clean = surface_scores(_reconstruct(views)[0], mesh)
+    perturbed = surface_scores(_reconstruct(noisy_views)[0], mesh)
+    assert abs(perturbed.iou - clean.iou) < 0.03
+    assert perturbed.chamfer_over_diagonal < 1.25 * clean.chamfer_over_diagonal
+
+
+def test_contours_point_at_the_true_depth(sphere_case):
+    """On exact heights, the nearest silhouette candidate of nearly every contour crossing is the truth."""
+    mesh, views = sphere_case
+    stack = ViewStack.from_views(views)
+    truth = _true_heights(mesh, 128)
+    crossings = contour_crossings(stack, 0, grazing=0.3)
+    assert len(crossings.rows) > 100
+    gap = crossings.candidates - crossings.heights_at(np.nan_to_num(truth[0]))[:, None]
+    nearest = np.nanmin(np.abs(gap), axis=1)
+    assert np.mean(nearest < 0.75) > 0.9
+
+
+def test_a_shifted_piece_is_put_back_and_a_sunken_view_is_lifted(sphere_case):
+    mesh, views = sphere_case
+    stack = ViewStack.from_views(views)
+    truth = _true_heights(mesh, 128)
+    labels = np.where(stack.masks[0], 0, -1)
+    shifted = truth[0] - 17.0
+    offsets = piece_offsets(stack, 0, shifted, labels, 1, contour_crossings(stack, 0, grazing=0.3), truth, grazing=0.3)
+    assert offsets[0] == pytest.approx(17.0, abs=0.6)
+    sunken = [truth[0] - 6.0] + truth[1:]
+    lifted = free_space_clamp(stack, sunken, confidence=0.3, tolerance=1.0)
+    gain = (lifted[0] - sunken[0])[stack.masks[0]]
+    assert np.all(gain >= 0), "the clamp only ever lifts"
+    assert np.median(np.abs(lifted[0] - truth[0])[stack.masks[0]]) < 1.5
+    assert np.nanmax(outside_hull(stack, 0, truth[0])) < 1.5, "the true surface lies in the hull"

@@ -1,0 +1,352 @@
+"""Absolute depth for integrated height maps: pieces, silhouette contours, cross-view agreement.
+
+Data form: per-view height maps ``(S, S)`` in pixels (the ``w`` of each view's pixel frame,
+NaN outside the mask) and piece labels ``(S, S)`` int (−1 = unassigned), on a
+:class:`~Wonder3DMedLib.reconstruction.view_stack.ViewStack`.
+
+Normal integration knows each connected piece of a view only up to a constant. Three
+pieces of evidence fix the constants, all from the other views' absolute *lateral*
+positions (orthographic images are metric across the image):
+
+* **Contours.** Where a pixel's normal is perpendicular to another view's direction, the
+  surface point lies on that view's contour generator; if that is on its silhouette, the
+  point projects onto the silhouette's boundary in the same image row (all cameras are
+  upright). Each such crossing proposes the heights that put it on a boundary of the right
+  side.
+* **Agreement.** Moving a piece along its viewing direction moves it across the other views;
+  at the right offset its points land on the other views' (already anchored) surfaces.
+* **Hull.** A piece may not leave the visual hull; without other evidence it is placed as
+  close to its camera as the hull allows (conservative: it then carves nothing wrong).
+
+:func:`free_space_clamp` finally lifts any surface that lies behind points another view
+sees squarely (a surface may never hide what another camera sees), so a wrongly anchored
+piece cannot carve away the object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.ndimage import gaussian_filter1d
+from scipy.sparse.csgraph import connected_components
+
+from Wonder3DMedLib.reconstruction._images import bilinear, extend_nearest
+from Wonder3DMedLib.reconstruction.cameras import wonder3d_cameras
+from Wonder3DMedLib.reconstruction.integration import Integration, PointConstraints
+from Wonder3DMedLib.reconstruction.view_stack import ViewStack
+
+__all__ = [
+    "Crossings",
+    "segment_pieces",
+    "contour_crossings",
+    "piece_offsets",
+    "apply_offsets",
+    "contour_constraints",
+    "free_space_clamp",
+    "outside_hull",
+]
+
+_MIN_LATERAL = 0.3  # |d col_l / d w_k| below this a view's contours say little about view k's depth
+_STEP = 0.5  # offset resolution of the votes (pixels)
+
+
+def segment_pieces(
+    integration: Integration, facing: np.ndarray, *, grazing: float, cut: float, min_pixels: int
+) -> tuple[np.ndarray, int]:
+    """Split a view into pieces that integration ties together reliably.
+
+    Pixels seen at a grazing angle (``facing < grazing``) and edges whose bilateral
+    weight fell below ``cut`` separate pieces; pieces smaller than ``min_pixels`` are left
+    unassigned.
+
+    Returns
+    -------
+    labels : (S, S) int64 — piece of each pixel, −1 outside the mask or unassigned
+    count : int
+    """
+    graph = integration.graph
+    good = facing[graph.mask] >= grazing
+    keep = (integration.edge_weights() >= cut) & good[graph.edge_a] & good[graph.edge_b]
+    n = graph.size
+    adjacency = sp.csr_matrix((np.ones(int(keep.sum())), (graph.edge_a[keep], graph.edge_b[keep])), shape=(n, n))
+    _, labels = connected_components(adjacency, directed=False)
+    sizes = np.bincount(labels)
+    labels = np.where(good & (sizes[labels] >= min_pixels), labels, -1)
+    kept, compact = np.unique(labels, return_inverse=True)
+    if kept[0] == -1:
+        compact = compact - 1
+    out = np.full(graph.mask.shape, -1, dtype=np.int64)
+    out[graph.mask] = compact
+    return out, int(np.count_nonzero(kept >= 0))
+
+
+@dataclass(frozen=True, eq=False)
+class Crossings:
+    """Contour-generator crossings of one view, with the heights the other views' silhouettes allow.
+
+    Attributes
+    ----------
+    rows, cols : (c,) int64 — left pixel of each crossing (the right one is ``cols + 1``)
+    fraction : (c,) float64 — sub-pixel position between them
+    candidates : (c, B) float64 — heights (pixels) putting the point on a silhouette boundary of
+        the right side in the other view's row; NaN padding
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    fraction: np.ndarray
+    candidates: np.ndarray
+
+    def heights_at(self, heights: np.ndarray) -> np.ndarray:
+        """Current height at each crossing, interpolated between its two pixels."""
+        left = heights[self.rows, self.cols]
+        return left + self.fraction * (heights[self.rows, self.cols + 1] - left)
+
+
+def _boundaries(mask: np.ndarray, right_side: bool) -> np.ndarray:
+    """(S, B) positions of a mask's left or right run ends in every row (NaN padding)."""
+    if right_side:
+        ends = mask[:, :-1] & ~mask[:, 1:]
+    else:
+        ends = ~mask[:, :-1] & mask[:, 1:]
+    counts = ends.sum(axis=1)
+    table = np.full((mask.shape[0], max(int(counts.max()), 1)), np.nan)
+    rows, cols = np.nonzero(ends)
+    order = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    table[rows, order] = cols + 0.5
+    return table
+
+
+def contour_crossings(stack: ViewStack, view: int, *, grazing: float) -> Crossings:
+    """Find where view ``view`` crosses the other views' contour generators (see module docstring)."""
+    cameras = wonder3d_cameras()
+    mask = stack.masks[view]
+    normals = stack.smooth_model[view]
+    steady = mask & (stack.facing[view] > grazing)
+    pair = steady[:, :-1] & steady[:, 1:]
+    parts = []
+    for other, camera in enumerate(cameras):
+        if other == view:
+            continue
+        to_other = stack.view_to_view(view, other)[0]  # col in the other view = · (col, row, w, 1)
+        lateral = to_other[2]
+        if abs(lateral) < _MIN_LATERAL:
+            continue
+        side = normals @ camera.direction
+        crossing = pair & (np.sign(side[:, :-1]) != np.sign(side[:, 1:]))
+        rows, cols = np.nonzero(crossing)
+        if len(rows) == 0:
+            continue
+        fraction = side[rows, cols] / (side[rows, cols] - side[rows, cols + 1])
+        normal = normals[rows, cols] * (1 - fraction[:, None]) + normals[rows, cols + 1] * fraction[:, None]
+        faces_right = normal @ camera.rotation[0] > 0
+        right = _boundaries(stack.masks[other], True)[rows]
+        left = _boundaries(stack.masks[other], False)[rows]
+        width = max(right.shape[1], left.shape[1])
+        bounds = np.full((len(rows), width), np.nan)
+        bounds[faces_right, : right.shape[1]] = right[faces_right]
+        bounds[~faces_right, : left.shape[1]] = left[~faces_right]
+        base = to_other[0] * (cols + fraction) + to_other[1] * rows + to_other[3]
+        parts.append((rows, cols, fraction, (bounds - base[:, None]) / lateral))
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return Crossings(empty, empty, np.zeros(0), np.zeros((0, 1)))
+    width = max(part[3].shape[1] for part in parts)
+    candidates = np.concatenate([np.pad(p[3], ((0, 0), (0, width - p[3].shape[1])), constant_values=np.nan) for p in parts])
+    return Crossings(
+        rows=np.concatenate([p[0] for p in parts]),
+        cols=np.concatenate([p[1] for p in parts]),
+        fraction=np.concatenate([p[2] for p in parts]),
+        candidates=candidates,
+    )
+
+
+def _sweep(
+    stack: ViewStack,
+    view: int,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    heights: np.ndarray,
+    offsets: np.ndarray,
+    depths: list[np.ndarray] | None,
+    *,
+    tolerance: float,
+    grazing: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each offset: fraction of points outside the hull, agreeing with, and hidden in front of other views."""
+    cameras = wonder3d_cameras()
+    outside = np.zeros(len(offsets))
+    agree = np.zeros(len(offsets))
+    violate = np.zeros(len(offsets))
+    base = np.stack([cols, rows, heights, np.ones_like(heights)], axis=1)
+    normals = stack.smooth_model[view][rows, cols]
+    row_grid = np.broadcast_to(rows[None, :].astype(np.float64), (len(offsets), len(rows)))
+    for other, camera in enumerate(cameras):
+        if other == view:
+            continue
+        transform = stack.view_to_view(view, other)
+        col = (base @ transform[0])[None, :] + transform[0, 2] * offsets[:, None]
+        distance = bilinear(stack.distance[other], row_grid, col, fill=0.5)
+        outside += np.mean(distance > 1.0, axis=1)
+        if depths is None or transform[2, 2] < -0.9:  # the opposite view sees the other side
+            continue
+        height = (base @ transform[2])[None, :] + transform[2, 2] * offsets[:, None]
+        surface = bilinear(depths[other], row_grid, col, fill=np.nan)
+        seen = (normals @ -camera.direction > grazing)[None, :] & (distance < -0.5) & np.isfinite(surface)
+        gap = surface - height
+        agree += np.mean(seen & (np.abs(gap) < tolerance), axis=1)
+        violate += np.mean(seen & (gap < -3.0 * tolerance), axis=1)
+    return outside, agree, violate
+
+
+def piece_offsets(
+    stack: ViewStack,
+    view: int,
+    heights: np.ndarray,
+    labels: np.ndarray,
+    count: int,
+    crossings: Crossings,
+    depths: list[np.ndarray] | None,
+    *,
+    grazing: float,
+    tolerance: float = 1.0,
+    min_score: float = 0.02,
+    samples: int = 600,
+    seed: int = 0,
+) -> np.ndarray:
+    """The offset (pixels, added to ``heights``) of every piece of one view.
+
+    Votes from contour crossings in the piece and, when ``depths`` of the other views are
+    given, from agreement with them; penalties for leaving the hull and for hiding other
+    views' surfaces. A piece without enough evidence (best score below ``min_score``) gets
+    NaN: it is not placed and carves nothing.
+
+    Returns
+    -------
+    (count,) float64 — NaN for pieces left unplaced
+    """
+    rng = np.random.default_rng(seed)
+    span = stack.size / 2.0
+    offsets = np.arange(-span, span + _STEP / 2, _STEP)
+    edges = np.concatenate([offsets - _STEP / 2, [offsets[-1] + _STEP / 2]])
+    current = crossings.heights_at(np.nan_to_num(heights))
+    crossing_piece = labels[crossings.rows, crossings.cols]
+    same = crossing_piece == labels[crossings.rows, crossings.cols + 1]
+    result = np.zeros(count)
+    for piece in range(count):
+        proposals = (crossings.candidates - current[:, None])[same & (crossing_piece == piece)]
+        proposals = proposals[np.isfinite(proposals)]
+        votes = gaussian_filter1d(np.histogram(proposals, bins=edges)[0].astype(np.float64), 2.0)
+        votes *= 2.0 * min(len(proposals) / 30.0, 1.0) / max(len(proposals), 1)
+        rows, cols = np.nonzero(labels == piece)
+        if len(rows) > samples:
+            chosen = rng.choice(len(rows), samples, replace=False)
+            rows, cols = rows[chosen], cols[chosen]
+        outside, agree, violate = _sweep(
+            stack, view, rows, cols, heights[rows, cols], offsets, depths, tolerance=tolerance, grazing=grazing
+        )
+        score = votes + gaussian_filter1d(agree, 1.0) - 2.0 * violate - outside
+        best = int(np.argmax(score))
+        result[piece] = offsets[best] if score[best] > min_score else np.nan
+    return result
+
+
+def apply_offsets(heights: np.ndarray, mask: np.ndarray, labels: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Shift each piece by its offset; unassigned pixels follow the nearest piece.
+
+    Pixels of unplaced pieces (NaN offset), and all pixels when there is no piece, become NaN.
+    """
+    if len(offsets) == 0:
+        return np.full(heights.shape, np.nan)
+    nearest = extend_nearest(labels, labels >= 0)
+    shift = np.where(mask & (nearest >= 0), offsets[np.maximum(nearest, 0)], np.nan)
+    return heights + shift
+
+
+def contour_constraints(
+    crossings: Crossings, heights: np.ndarray, labels: np.ndarray, index: np.ndarray, *, tolerance: float, weight: float
+) -> PointConstraints:
+    """Point constraints from the crossings whose nearest candidate is within ``tolerance`` of ``heights``."""
+    current = crossings.heights_at(np.nan_to_num(heights))
+    gaps = crossings.candidates - current[:, None]
+    nearest = np.nanargmin(np.where(np.isfinite(gaps), np.abs(gaps), np.inf), axis=1) if len(gaps) else np.zeros(0, int)
+    gap = gaps[np.arange(len(gaps)), nearest] if len(gaps) else np.zeros(0)
+    same = labels[crossings.rows, crossings.cols] == labels[crossings.rows, crossings.cols + 1]
+    keep = same & np.isfinite(gap) & (np.abs(gap) < tolerance)
+    left = index[crossings.rows[keep], crossings.cols[keep]]
+    right = index[crossings.rows[keep], crossings.cols[keep] + 1]
+    return PointConstraints(
+        left=left,
+        right=right,
+        fraction=crossings.fraction[keep],
+        height=(current + gap)[keep],
+        weight=np.full(int(keep.sum()), float(weight)),
+    )
+
+
+def free_space_clamp(
+    stack: ViewStack, depths: list[np.ndarray], *, confidence: float, tolerance: float, rounds: int = 2
+) -> list[np.ndarray]:
+    """Lift every view's surface wherever it lies behind a point another view sees squarely.
+
+    Parameters
+    ----------
+    depths : list of 6 (S, S) float — heights (pixels), NaN outside the masks
+    confidence : float — only points with ``facing`` above this lift others
+    tolerance : float — pixels of disagreement tolerated
+
+    Returns
+    -------
+    list of 6 (S, S) float64 — new arrays
+    """
+    size = stack.size
+    current = [np.array(d, dtype=np.float64) for d in depths]
+    for _ in range(rounds):
+        points = []
+        for view in range(len(current)):
+            rows, cols = np.nonzero(stack.masks[view] & (stack.facing[view] > confidence) & np.isfinite(current[view]))
+            points.append(stack.points(view, rows, cols, current[view][rows, cols]))
+        lifted = []
+        for view, surface in enumerate(current):
+            filled = np.where(stack.masks[view], surface, 0.0)
+            coverage = stack.masks[view].astype(np.float64)
+            lift = np.zeros_like(surface)
+            for other in range(len(current)):
+                if other == view or len(points[other]) == 0:
+                    continue
+                projected = points[other] @ stack.model_to_pixel[view][:3, :3].T + stack.model_to_pixel[view][:3, 3]
+                col, row, height = projected[:, 0], projected[:, 1], projected[:, 2]
+                inside = bilinear(coverage, row, col, fill=0.0) > 1.0 - 1e-6
+                excess = np.where(inside, height - bilinear(filled, row, col, fill=0.0), 0.0)
+                bad = excess > tolerance
+                if bad.any():
+                    r = np.clip(np.rint(row[bad]).astype(np.intp), 0, size - 1)
+                    c = np.clip(np.rint(col[bad]).astype(np.intp), 0, size - 1)
+                    np.maximum.at(lift, (r, c), excess[bad])
+            lifted.append(surface + lift)
+        current = lifted
+    return current
+
+
+def outside_hull(stack: ViewStack, view: int, heights: np.ndarray) -> np.ndarray:
+    """How far (pixels) each surface point of one view lies outside the other views' silhouettes.
+
+    Returns
+    -------
+    (S, S) float64 — max over the other views of the silhouette distance at the point's
+    projection (≤ 0 inside the hull); NaN where ``heights`` is NaN
+    """
+    rows, cols = np.nonzero(np.isfinite(heights))
+    points = stack.points(view, rows, cols, heights[rows, cols])
+    worst = np.full(len(rows), -np.inf)
+    for other in range(len(stack.masks)):
+        if other == view:
+            continue
+        projected = points @ stack.model_to_pixel[other][:3, :3].T + stack.model_to_pixel[other][:3, 3]
+        distance = bilinear(stack.distance[other], projected[:, 1], projected[:, 0], fill=float(stack.size))
+        worst = np.maximum(worst, distance)
+    out = np.full(heights.shape, np.nan)
+    out[rows, cols] = worst
+    return out
