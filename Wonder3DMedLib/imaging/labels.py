@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from Wonder3DMedLib.errors import InputError
-from Wonder3DMedLib.imaging.io import Volume, volume_from_sitk
+from Wonder3DMedLib.imaging.io import Volume, check_nifti_file, volume_from_sitk
 
 __all__ = ["LabelledVolume", "read_labelmap", "label_names_from_table", "label_mask"]
 
@@ -77,6 +77,8 @@ def read_labelmap(path: str | Path) -> LabelledVolume:
     path = Path(path)
     if not path.exists():
         raise InputError("labelmap file not found", path=path)
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        check_nifti_file(path)
     try:
         reader = sitk.ImageFileReader()
         reader.SetFileName(str(path))
