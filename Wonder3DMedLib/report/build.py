@@ -49,10 +49,12 @@ def _summary(report: dict) -> str:
     return text
 
 
-def _plane(prepared) -> tuple[np.ndarray, np.ndarray]:
-    rows, cols = prepared.slice.shape
-    centre = prepared.slice.pixel_to_ras_points(np.array([[(cols - 1) / 2.0, (rows - 1) / 2.0]]))[0]
-    return centre, prepared.slice.normal
+def _plane(prepared, mesh_ras: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
+    """The slice plane, centred under the surface (so the renders show both)."""
+    normal = prepared.slice.normal
+    origin = prepared.slice.slice_to_ras[:3, 3]
+    centre = mesh_ras.bounds.mean(axis=0)
+    return centre - np.dot(centre - origin, normal) * normal, normal
 
 
 def write_reports(
@@ -79,7 +81,7 @@ def write_reports(
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     outline_reference = reference_ras if reference_ras is not None else oracle_reference_ras
     outline_name = "reference" if reference_ras is not None else "oracle reference"
-    plane = _plane(prepared)
+    plane = _plane(prepared, mesh_ras)
 
     report_progress(progress, 0.1, "slice pictures")
     compared_to_reference = "reference_section" in placement
