@@ -274,9 +274,10 @@ def _diffusion_views(job: ReconstructionJob, checkpoint: Path, prepared, progres
 
 
 def _reconstruct(job: ReconstructionJob, views, progress) -> trimesh.Trimesh:
-    from Wonder3DMedLib.reconstruction import reconstruct_mesh
+    from Wonder3DMedLib.reconstruction.backends import reconstruct_mesh
 
-    return reconstruct_mesh(views, method=job.recon, device=job.device, progress=progress).mesh
+    options = {"device": job.device} if job.recon == "neus" else {}
+    return reconstruct_mesh(views, method=job.recon, progress=progress, **options).mesh
 
 
 def _compare(job: ReconstructionJob, mesh_ras: trimesh.Trimesh, progress):
