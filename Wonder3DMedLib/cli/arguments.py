@@ -6,6 +6,8 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from Wonder3DMedLib.jobs import MESH_FORMATS, RECON_METHODS, LabelledPath
+
 __all__ = [
     "SLICE_AXES",
     "LabelledPath",
@@ -21,23 +23,6 @@ __all__ = [
 #: Axis names accepted by ``--slice``: anatomical (resolved through the volume's
 #: direction matrix) or the volume's own grid axes.
 SLICE_AXES = ("axial", "coronal", "sagittal", "i", "j", "k")
-
-#: Reconstruction backends.
-RECON_METHODS = ("fast", "neus")
-
-#: Mesh formats written by ``reconstruct``.
-MESH_FORMATS = ("stl", "ply", "obj")
-
-
-@dataclass(frozen=True)
-class LabelledPath:
-    """A file, optionally with a label value or segment name (``FILE[:LABEL]``)."""
-
-    path: Path
-    label: str | None = None
-
-    def __str__(self) -> str:
-        return str(self.path) if self.label is None else f"{self.path}:{self.label}"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 __all__ = ["register", "run"]
@@ -15,9 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Run the whole pipeline on real head MRI that ships with an installed package (Colin27 with "
             "the AAL atlas from Debian's mricron-data when installed, else nilearn's MNI152 template), on "
-            "a structure with a real segmentation. Uses the Wonder3D weights when found, otherwise the "
-            "oracle mode (views rendered from the reference segmentation). Deterministic; a few minutes "
-            "at most on a laptop CPU. Prints where the HTML report is."
+            "a structure with a real segmentation (the left thalamus of the AAL atlas). Uses the Wonder3D "
+            "weights when found, otherwise the oracle mode (views rendered from the reference "
+            "segmentation). Deterministic; about a minute on a laptop CPU. Prints where the HTML report is. "
+            "Re-running replaces the folder of an earlier demo, never another folder."
         ),
     )
     parser.add_argument(
@@ -27,11 +29,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    print(
-        "wonder3dmed demo: the end-to-end pipeline is not part of this build yet.\n"
-        "When it is, this command will: find real MRI with a segmentation (Colin27 + AAL from "
-        "mricron-data, or nilearn's MNI152), pick a deep grey-matter structure and its slice, "
-        "render oracle views (or run Wonder3D when weights are present), reconstruct the surface, "
-        f"place it in RAS mm, compare it with the segmentation and write {args.out}/report.html."
-    )
+    from Wonder3DMedLib.cli._results import print_result
+    from Wonder3DMedLib.demo import demo_job, find_demo_data, is_demo_output, mark_demo_output
+    from Wonder3DMedLib.endtoend import run_reconstruction
+    from Wonder3DMedLib.progress import TerminalProgress
+
+    data = find_demo_data()
+    job = demo_job(args.out, data=data)
+    print(f"demo data: {data.description}")
+    print(f"slice: {job.slice_axis}:{job.slice_index}; views: "
+          + ("oracle (no Wonder3D weights found; see `wonder3dmed doctor`)" if job.oracle else "Wonder3D diffusion"))
+    try:
+        result = run_reconstruction(job, sink=TerminalProgress(), replaceable=is_demo_output)
+    except KeyboardInterrupt:
+        print(f"wonder3dmed demo: interrupted; no output was written to {args.out}", file=sys.stderr)
+        return 130
+    mark_demo_output(result.out_dir, job)
+    print_result(result)
     return 0

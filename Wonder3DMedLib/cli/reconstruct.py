@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from Wonder3DMedLib.cli._unavailable import not_available
 from Wonder3DMedLib.cli.arguments import (
     MESH_FORMATS,
     RECON_METHODS,
@@ -25,8 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "prepare -> views (Wonder3D diffusion with the weights, or oracle views rendered from "
             "--oracle REFERENCE) -> mesh -> placement in RAS millimetres over the slice -> optional "
-            "comparison (--compare). Writes the mesh (tagged SPACE=RAS as 3D Slicer reads it), views.png, "
-            "report.json and a self-contained report.html."
+            "comparison (--compare). Writes into --out: the surface (surface.stl|ply|obj, tagged SPACE=RAS "
+            "as 3D Slicer reads it), views/ and views.png, frame.json, input/ (the framed slice), "
+            "report.json and a self-contained report.html (plus metrics.json and surface_distance.ply with "
+            "--compare). The folder appears only when the job finished; Ctrl-C removes the partial one."
         ),
     )
     parser.add_argument("input", type=Path, metavar="INPUT", help="volume file or DICOM series folder")
@@ -46,9 +48,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_diffusion_options(parser)
     parser.add_argument("--format", choices=MESH_FORMATS, default="stl", help="mesh file format (default: stl)")
     parser.add_argument("--compare", type=labelled_path, metavar="REFERENCE[:LABEL]", help="compare the mesh with this reference")
+    parser.add_argument("--window", metavar="PRESET|C,W", help="intensity window for the framed slice (as in `prepare`)")
+    parser.add_argument("--series", metavar="UID", help="which series of a DICOM folder holding several")
     parser.add_argument("--overwrite", action="store_true", help="replace the contents of an existing output folder")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    return not_available(args)
+    from Wonder3DMedLib.cli._results import print_result
+    from Wonder3DMedLib.endtoend import run_reconstruction
+    from Wonder3DMedLib.jobs import ReconstructionJob
+    from Wonder3DMedLib.progress import TerminalProgress
+
+    job = ReconstructionJob(
+        input=args.input,
+        slice_axis=args.slice.axis,
+        slice_index=args.slice.index,
+        out_dir=args.out,
+        mask=args.mask,
+        auto_mask=args.auto_mask,
+        window=args.window,
+        series_uid=args.series,
+        weights=args.weights,
+        oracle=args.oracle,
+        recon=args.recon,
+        device=args.device,
+        steps=args.steps,
+        guidance=args.guidance,
+        seed=args.seed,
+        mesh_format=args.format,
+        compare=args.compare,
+        overwrite=args.overwrite,
+    )
+    try:
+        result = run_reconstruction(job, sink=TerminalProgress())
+    except KeyboardInterrupt:
+        print(f"wonder3dmed reconstruct: interrupted; no output was written to {args.out}", file=sys.stderr)
+        return 130
+    print_result(result)
+    return 0
