@@ -44,7 +44,8 @@ class ReconstructionJob:
     input : Path
         Volume file or DICOM series folder.
     slice_axis : {'axial', 'coronal', 'sagittal', 'i', 'j', 'k'}
-    slice_index : int
+    slice_index : int or None
+        Grid index along the axis; None when ``slice_ras`` chooses the slice.
     out_dir : Path
         Must not exist (or be empty) unless ``overwrite``.
     mask : LabelledPath, optional
@@ -67,11 +68,13 @@ class ReconstructionJob:
     tolerances_mm : tuple of float
         Surface Dice tolerances.
     overwrite : bool
+    slice_ras : (3,) float, optional
+        A point (RAS mm) the slice goes through, instead of ``slice_index``.
     """
 
     input: Path
     slice_axis: str
-    slice_index: int
+    slice_index: int | None
     out_dir: Path
     mask: LabelledPath | None = None
     auto_mask: bool = False
@@ -89,9 +92,12 @@ class ReconstructionJob:
     compare: LabelledPath | None = None
     tolerances_mm: tuple[float, ...] = (1.0, 2.0)
     overwrite: bool = False
+    slice_ras: tuple[float, float, float] | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if (self.slice_index is None) == (self.slice_ras is None):
+            raise ValueError("choose the slice by exactly one of slice_index and slice_ras")
         if self.mask is None and not self.auto_mask:
             raise ValueError("say what the object is: a mask file or auto_mask=True")
         if self.mask is not None and self.auto_mask:
@@ -102,6 +108,13 @@ class ReconstructionJob:
             raise ValueError(f"mesh_format must be one of {MESH_FORMATS}, got {self.mesh_format!r}")
         if self.oracle is not None and self.weights is not None:
             raise ValueError("oracle mode renders the views; it takes no weights")
+
+    @property
+    def slice_text(self) -> str:
+        """The slice as the user gave it: ``AXIS:INDEX`` or ``AXIS@R,A,S``."""
+        if self.slice_ras is not None:
+            return f"{self.slice_axis}@{','.join(f'{v:g}' for v in self.slice_ras)}"
+        return f"{self.slice_axis}:{self.slice_index}"
 
     @property
     def mode(self) -> str:

@@ -116,7 +116,10 @@ def test_labelled_path_parsing(tmp_path):
 
 def test_slice_spec_parsing():
     assert slice_spec("axial:90").axis == "axial" and slice_spec("K:3").index == 3
-    for bad in ("axial", "oblique:3", "axial:x", "k:-1"):
+    by_point = slice_spec("Coronal@-10.5,18,2e1")
+    assert (by_point.axis, by_point.index, by_point.ras) == ("coronal", None, (-10.5, 18.0, 20.0))
+    assert str(by_point) == "coronal@-10.5,18,20" and str(slice_spec("k:3")) == "k:3"
+    for bad in ("axial", "oblique:3", "axial:x", "k:-1", "axial@1,2", "axial@1,2,x", "axial@1,2,nan", "oblique@1,2,3"):
         with pytest.raises(argparse.ArgumentTypeError):
             slice_spec(bad)
 

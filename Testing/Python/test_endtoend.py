@@ -17,6 +17,7 @@ from conftest import REPO_ROOT
 from Wonder3DMedLib import NOT_FOR_DIAGNOSIS
 from Wonder3DMedLib.endtoend import run_reconstruction
 from Wonder3DMedLib.errors import Cancelled, InputError, OutputError, WeightsError
+from Wonder3DMedLib.imaging.io import read_volume
 from Wonder3DMedLib.jobs import LabelledPath, ReconstructionJob
 from Wonder3DMedLib.mesh_io import read_mesh
 from Wonder3DMedLib.progress import CancelToken
@@ -143,6 +144,13 @@ def test_missing_weights_say_how_to_get_them_and_offer_the_oracle(tmp_path, mric
 def test_slice_without_the_object_and_empty_masks_are_refused(tmp_path, mricron_templates, no_weights):
     with pytest.raises(InputError, match=r"has no voxel on this slice .* choose a slice between|spans indices"):
         run_reconstruction(thalamus_job(mricron_templates, tmp_path / "a", slice_index=20))
+    point = read_volume(mricron_templates / "ch2.nii.gz").ijk_to_ras_points([[90.0, 100.0, 20.2]])[0]
+    by_point = thalamus_job(mricron_templates, tmp_path / "a", slice_index=None, slice_ras=tuple(point))
+    assert by_point.slice_text.startswith("axial@")
+    with pytest.raises(InputError, match=r"axial index 20\b"):
+        run_reconstruction(by_point)
+    with pytest.raises(ValueError, match="exactly one of slice_index and slice_ras"):
+        thalamus_job(mricron_templates, tmp_path / "a", slice_ras=tuple(point))
     empty = tmp_path / "empty.nii.gz"
     sitk.WriteImage(sitk.Image(sitk.ReadImage(str(mricron_templates / "aal.nii.gz"))) * 0, str(empty))
     with pytest.raises(InputError, match="the labelmap is empty"):

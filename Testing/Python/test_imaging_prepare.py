@@ -63,6 +63,25 @@ def test_alpha_mapped_back_through_frame_json_covers_the_label(mricron_templates
     assert "window: center" in stdout and f"({label if not label.isdigit() else 'Hippocampus_L'})" in stdout
 
 
+def test_slice_by_ras_point_is_the_nearest_grid_slice(mricron_templates, tmp_path, capsys):
+    """``--slice AXIS@R,A,S`` frames the same slice as the grid index through that point."""
+    volume = read_volume(mricron_templates / "ch2.nii.gz")
+    point = volume.ijk_to_ras_points([[90.0, 100.0, 78.3]])[0]  # 0.3 voxel above axial slice 78
+    label = f"{mricron_templates / 'aal.nii.gz'}:77"
+    frames = []
+    for spec in (f"axial@{point[0]},{point[1]},{point[2]}", "axial:78"):
+        out = tmp_path / spec.replace("@", "_at_").replace(":", "_")
+        code, stdout, _ = run_prepare(capsys, mricron_templates / "ch2.nii.gz", "--slice", spec, "--mask", label,
+                                      "--out", out)
+        assert code == 0 and "index 78" in stdout
+        frames.append(json.loads((out / "frame.json").read_text()))
+    assert frames[0]["slice_index"] == 78 and np.allclose(frames[0]["model_to_ras"], frames[1]["model_to_ras"])
+    outside = f"axial@{point[0]},{point[1]},{point[2] + 500}"
+    code, _, stderr = run_prepare(capsys, mricron_templates / "ch2.nii.gz", "--slice", outside, "--mask", label,
+                                  "--out", tmp_path / "outside")
+    assert code == 2 and "is outside the volume along grid axis k" in stderr and not (tmp_path / "outside").exists()
+
+
 def test_outputs_are_the_three_files_as_described(mricron_templates, tmp_path, capsys):
     out = tmp_path / "out"
     code, stdout, _ = run_prepare(capsys, mricron_templates / "ch2.nii.gz", "--slice", "axial:78", "--mask",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +28,19 @@ SLICE_AXES = ("axial", "coronal", "sagittal", "i", "j", "k")
 
 @dataclass(frozen=True)
 class SliceSpec:
-    """``AXIS:INDEX`` — which slice of the volume to use."""
+    """``AXIS:INDEX`` or ``AXIS@R,A,S`` — which slice of the volume to use.
+
+    Exactly one of ``index`` (grid index along the axis) and ``ras`` (a point in RAS mm the
+    slice goes through, e.g. 3D Slicer's slice offset or a fiducial) is set.
+    """
 
     axis: str
-    index: int
+    index: int | None = None
+    ras: tuple[float, float, float] | None = None
 
     def __str__(self) -> str:
+        if self.ras is not None:
+            return f"{self.axis}@{','.join(f'{v:g}' for v in self.ras)}"
         return f"{self.axis}:{self.index}"
 
 
@@ -47,17 +55,27 @@ def labelled_path(text: str) -> LabelledPath:
 
 
 def slice_spec(text: str) -> SliceSpec:
-    """Parse ``AXIS:INDEX`` (e.g. ``axial:90``, ``k:12``)."""
-    axis, sep, index = text.partition(":")
+    """Parse ``AXIS:INDEX`` (e.g. ``axial:90``, ``k:12``) or ``AXIS@R,A,S`` (e.g. ``axial@0,-18,8``)."""
+    at = "@" in text
+    axis, _, rest = text.partition("@" if at else ":")
     axis = axis.strip().lower()
-    if not sep or axis not in SLICE_AXES:
+    if axis not in SLICE_AXES or not (at or ":" in text):
         raise argparse.ArgumentTypeError(
-            f"expected AXIS:INDEX with AXIS one of {', '.join(SLICE_AXES)} (e.g. axial:90), got {text!r}"
+            f"expected AXIS:INDEX or AXIS@R,A,S with AXIS one of {', '.join(SLICE_AXES)} "
+            f"(e.g. axial:90, or axial@0,-18,8 for the axial slice through that RAS point in mm), got {text!r}"
         )
+    if at:
+        try:
+            point = tuple(float(v) for v in rest.split(","))
+        except ValueError:
+            point = ()
+        if len(point) != 3 or not all(math.isfinite(v) for v in point):
+            raise argparse.ArgumentTypeError(f"the point after '@' must be three numbers R,A,S in mm, got {rest!r} in {text!r}")
+        return SliceSpec(axis, ras=point)
     try:
-        value = int(index)
+        value = int(rest)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"the slice index must be a whole number, got {index!r} in {text!r}") from None
+        raise argparse.ArgumentTypeError(f"the slice index must be a whole number, got {rest!r} in {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"the slice index must be 0 or more, got {value}")
     return SliceSpec(axis, value)

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     data = find_demo_data()
     job = demo_job(args.out, data=data)
     print(f"demo data: {data.description}")
-    print(f"slice: {job.slice_axis}:{job.slice_index}; views: "
+    print(f"slice: {job.slice_text}; views: "
           + ("oracle (no Wonder3D weights found; see `wonder3dmed doctor`)" if job.oracle else "Wonder3D diffusion"))
     try:
         result = run_reconstruction(job, sink=TerminalProgress(), replaceable=is_demo_output)

@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--slice", type=slice_spec, required=True, metavar="AXIS:INDEX",
         help="slice to use: axial|coronal|sagittal (through the volume's direction matrix, laid out as in 3D "
-        "Slicer's views) or i|j|k (the grid as stored), and its grid index",
+        "Slicer's views) or i|j|k (the grid as stored), and its grid index (AXIS:INDEX, e.g. axial:80) or a point "
+        "in RAS millimetres it goes through (AXIS@R,A,S, e.g. axial@-10,-18,8: the nearest grid slice)",
     )
     mask = parser.add_mutually_exclusive_group()
     mask.add_argument(
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         volume,
         axis=args.slice.axis,
         index=args.slice.index,
+        ras=args.slice.ras,
         window=args.window,
         mask_file=None if args.mask is None else args.mask.path,
         mask_label=None if args.mask is None else args.mask.label,

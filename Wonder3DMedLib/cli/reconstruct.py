@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("input", type=Path, metavar="INPUT", help="volume file or DICOM series folder")
-    parser.add_argument("--slice", type=slice_spec, required=True, metavar="AXIS:INDEX", help="slice to use (as in `prepare`)")
+    parser.add_argument("--slice", type=slice_spec, required=True, metavar="AXIS:INDEX",
+                        help="slice to use, AXIS:INDEX or AXIS@R,A,S (as in `prepare`)")
     mask = parser.add_mutually_exclusive_group(required=True)
     mask.add_argument("--mask", type=labelled_path, metavar="FILE[:LABEL]", help="labelmap or segmentation of the object")
     mask.add_argument("--auto-mask", action="store_true", help="find the object automatically")
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         input=args.input,
         slice_axis=args.slice.axis,
         slice_index=args.slice.index,
+        slice_ras=args.slice.ras,
         out_dir=args.out,
         mask=args.mask,
         auto_mask=args.auto_mask,

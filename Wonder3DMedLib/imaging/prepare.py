@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from Wonder3DMedLib.imaging.framing import WONDER3D_CROP_SIZE, FramedSlice, fram
 from Wonder3DMedLib.imaging.io import Volume
 from Wonder3DMedLib.imaging.masks import ObjectMask, auto_mask, box_mask, mask_from_file, restrict_to_box
 from Wonder3DMedLib.imaging.preview import slice_preview
-from Wonder3DMedLib.imaging.slicing import Slice, square_pixels, take_slice
+from Wonder3DMedLib.imaging.slicing import Slice, slice_through, square_pixels, take_slice
 from Wonder3DMedLib.imaging.windowing import Window, apply_window, choose_window
 
 __all__ = ["OUTPUT_FILES", "PreparedSlice", "prepare_slice", "write_prepared"]
@@ -78,7 +79,8 @@ def prepare_slice(
     volume: Volume,
     *,
     axis: str,
-    index: int,
+    index: int | None = None,
+    ras: Sequence[float] | None = None,
     window: str | Window | None = None,
     mask_file: str | Path | None = None,
     mask_label: str | int | None = None,
@@ -93,8 +95,10 @@ def prepare_slice(
     ----------
     volume : Volume
     axis : {'axial', 'coronal', 'sagittal', 'i', 'j', 'k'}
-    index : int
-        Grid index along the resolved axis.
+    index : int, optional
+        Grid index along the resolved axis; or
+    ras : (3,) float, optional
+        a point (RAS mm) the slice goes through: the nearest grid slice along the axis.
     window : str, Window or None
         Preset, ``"C,W"`` or a Window; None uses the DICOM window, else an automatic one.
     mask_file, mask_label
@@ -113,8 +117,10 @@ def prepare_slice(
         No object source given, or any error of the steps (index out of range, empty
         mask, label absent, non-overlapping mask…).
     """
+    if (index is None) == (ras is None):
+        raise ValueError("give exactly one of index and ras")
     notes = list(volume.metadata.get("notes", []))
-    raw = take_slice(volume, axis, index)
+    raw = take_slice(volume, axis, index) if ras is None else slice_through(volume, axis, ras)
     source = square_pixels(raw)
     if source is not raw:
         col_mm, row_mm = raw.spacing

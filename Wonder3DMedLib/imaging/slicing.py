@@ -39,6 +39,7 @@ __all__ = [
     "resolve_axis",
     "take_slice",
     "slice_through",
+    "index_through",
     "resample_slice",
     "square_pixels",
 ]
@@ -257,15 +258,15 @@ def take_slice(volume: Volume, axis: str, index: int, *, max_obliquity_deg: floa
     return Slice(plane, slice_to_ras, choice, index, volume.ijk_to_ras, volume.dicom_window)
 
 
-def slice_through(
+def index_through(
     volume: Volume, axis: str, ras: np.ndarray, *, max_obliquity_deg: float = MAX_OBLIQUITY_DEG
-) -> Slice:
-    """The grid slice along ``axis`` nearest to a RAS point (e.g. a Slicer slice offset or a fiducial).
+) -> int:
+    """Grid index of the slice along ``axis`` nearest to a RAS point (e.g. a Slicer slice offset or a fiducial).
 
     Raises
     ------
     InputError
-        The point lies outside the volume along the slice axis, or any error of :func:`take_slice`.
+        The point lies outside the volume along the slice axis, or the axis cannot be resolved.
     """
     choice = resolve_axis(volume, axis, max_obliquity_deg=max_obliquity_deg)
     g = _GRID.index(choice.grid_axis)
@@ -276,7 +277,15 @@ def slice_through(
             f"the point {np.round(ras, 2).tolist()} (RAS mm) is outside the volume along grid axis "
             f"{choice.grid_axis}: it falls at index {position:.1f}, valid indices are 0 to {size - 1}"
         )
-    return take_slice(volume, axis, int(np.floor(position + 0.5)), max_obliquity_deg=max_obliquity_deg)
+    return int(np.floor(position + 0.5))
+
+
+def slice_through(
+    volume: Volume, axis: str, ras: np.ndarray, *, max_obliquity_deg: float = MAX_OBLIQUITY_DEG
+) -> Slice:
+    """The grid slice along ``axis`` nearest to a RAS point (see :func:`index_through`)."""
+    index = index_through(volume, axis, ras, max_obliquity_deg=max_obliquity_deg)
+    return take_slice(volume, axis, index, max_obliquity_deg=max_obliquity_deg)
 
 
 def resample_slice(
