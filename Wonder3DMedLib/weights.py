@@ -128,6 +128,12 @@ def checkpoint_candidates(explicit: str | Path | None = None) -> list[Checkpoint
     return candidates
 
 
+def _state(candidate: CheckpointCandidate) -> str:
+    if candidate.path is not None:
+        return f"{candidate.path} lacks {len(candidate.missing)} required file(s)"
+    return "not set" if candidate.origin.startswith("$") else f"no copy of {HUB_REPO_ID}"
+
+
 def find_checkpoint(explicit: str | Path | None = None) -> Path:
     """The checkpoint folder to use.
 
@@ -155,8 +161,5 @@ def find_checkpoint(explicit: str | Path | None = None) -> Path:
     for candidate in candidates:
         if candidate.complete:
             return candidate.path
-    searched = "; ".join(
-        f"{c.origin}: " + ("not set" if c.path is None else f"{c.path} lacks {len(c.missing)} required file(s)")
-        for c in candidates
-    )
+    searched = "; ".join(f"{c.origin}: {_state(c)}" for c in candidates)
     raise WeightsError(f"no Wonder3D checkpoint found ({searched})", hint=HOW_TO_GET_WEIGHTS)

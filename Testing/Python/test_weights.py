@@ -70,6 +70,6 @@ def test_no_checkpoint_anywhere_says_where_it_looked(tmp_path, monkeypatch):
     with pytest.raises(WeightsError) as error:
         weights.find_checkpoint()
     message = str(error.value)
-    assert "$WONDER3DMED_WEIGHTS: not set" in message and "Hugging Face cache: not set" in message
+    assert "$WONDER3DMED_WEIGHTS: not set" in message and "Hugging Face cache: no copy of flamehaze1115/wonder3d-v1.0" in message
     with pytest.raises(WeightsError, match="does not exist"):
         weights.find_checkpoint(tmp_path / "nowhere")
