@@ -85,34 +85,58 @@ class ProgressSink(Protocol):
 
 
 class TerminalProgress:
-    """A single tqdm bar on stderr: stage name, percentage, elapsed/ETA, message.
+    """Progress on stderr: a single tqdm bar (stage name, percentage, elapsed/ETA, message)
+    on a terminal; plain lines in a log (a pipe or file), one when the stage changes and
+    one every ``log_step`` of the overall progress, so logs stay readable.
 
-    Shown also when stderr is not a terminal (logs keep the progress); ``disable=True``
-    hides it.
+    ``disable=True`` hides it.
     """
 
-    def __init__(self, stream: TextIO | None = None, *, disable: bool = False):
+    def __init__(self, stream: TextIO | None = None, *, disable: bool = False, log_step: float = 0.1):
         from tqdm.auto import tqdm
 
-        self._resolution = 1000
-        self._bar = tqdm(
-            total=self._resolution,
-            file=stream or sys.stderr,
-            disable=disable,
-            bar_format="{desc:<14} {percentage:3.0f}%|{bar:24}| {elapsed}<{remaining} {postfix}",
-            dynamic_ncols=True,
-            leave=True,
-        )
+        self._stream = stream or sys.stderr
+        self._disable = disable
+        self._log_step = log_step
+        self._logged: tuple[str, int] | None = None
+        self._bar = None
+        if not disable and _is_terminal(self._stream):
+            self._resolution = 1000
+            self._bar = tqdm(
+                total=self._resolution,
+                file=self._stream,
+                bar_format="{desc:<14} {percentage:3.0f}%|{bar:24}| {elapsed}<{remaining} {postfix}",
+                dynamic_ncols=True,
+                leave=True,
+            )
 
     def update(self, overall: float, stage: str, message: str, eta_s: float | None) -> None:
-        target = int(round(overall * self._resolution))
-        self._bar.set_description_str(stage, refresh=False)
-        self._bar.set_postfix_str(message, refresh=False)
-        self._bar.update(max(target - self._bar.n, 0))
-        self._bar.refresh()
+        if self._bar is not None:
+            target = int(round(overall * self._resolution))
+            self._bar.set_description_str(stage, refresh=False)
+            self._bar.set_postfix_str(message, refresh=False)
+            self._bar.update(max(target - self._bar.n, 0))
+            self._bar.refresh()
+        elif not self._disable:
+            step = int(overall / self._log_step + 1e-9)
+            if self._logged is None or self._logged[0] != stage or step > self._logged[1]:
+                self._logged = (stage, step)
+                eta = "" if eta_s is None else f" (about {_clock(eta_s)} left)"
+                print(f"[{overall * 100:3.0f}%] {stage}: {message}{eta}", file=self._stream, flush=True)
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{seconds:02d}"
 
 
 class WorkerProgressLines:

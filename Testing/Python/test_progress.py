@@ -70,14 +70,41 @@ def test_cancel_file_signals_across_processes(tmp_path):
         token.raise_if_cancelled()
 
 
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
 def test_terminal_bar_shows_stage_and_message():
-    stream = io.StringIO()
+    stream = _Terminal()
     tracker = StageProgress([("diffusion", 1)], TerminalProgress(stream), min_interval_s=0.0)
     with tracker.stage("diffusion") as progress:
         progress(0.5, "step 25/50")
     tracker.close()
     text = stream.getvalue()
-    assert "diffusion" in text and "step 25/50" in text and "100%" in text
+    assert "diffusion" in text and "step 25/50" in text and "100%" in text and "\r" in text
+
+
+def test_logs_get_plain_lines_per_stage_and_tenth():
+    stream = io.StringIO()
+    tracker = StageProgress([("views", 1), ("mesh", 1)], TerminalProgress(stream), min_interval_s=0.0)
+    with tracker.stage("views") as progress:
+        for step in range(1, 51):
+            progress(step / 50, f"step {step}/50")
+    with tracker.stage("mesh") as progress:
+        progress(0.5, "fusing")
+    tracker.close()
+    lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue() and all(line.startswith("[") for line in lines)
+    assert lines[0].startswith("[  0%] views:") and any(line.startswith("[ 50%] views: step 50/50") for line in lines)
+    assert any(line.startswith("[ 75%] mesh: fusing") for line in lines)
+    assert 6 <= len(lines) <= 12, "one line per tenth and per stage change, not one per update"
+    quiet = io.StringIO()
+    hidden = StageProgress([("views", 1)], TerminalProgress(quiet, disable=True), min_interval_s=0.0)
+    with hidden.stage("views") as progress:
+        progress(0.5, "half")
+    hidden.close()
+    assert quiet.getvalue() == ""
 
 
 def test_bad_stage_definitions_are_rejected():
