@@ -122,7 +122,8 @@ class TerminalProgress:
             if self._logged is None or self._logged[0] != stage or step > self._logged[1]:
                 self._logged = (stage, step)
                 eta = "" if eta_s is None else f" (about {_clock(eta_s)} left)"
-                print(f"[{overall * 100:3.0f}%] {stage}: {message}{eta}", file=self._stream, flush=True)
+                text = f"{stage}: {message}" if message else stage
+                print(f"[{overall * 100:3.0f}%] {text}{eta}", file=self._stream, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:
