@@ -95,6 +95,8 @@ def cross_section_figure(grey: np.ndarray, section: np.ndarray, outline: np.ndar
         return np.repeat(np.repeat(array[r0:r1, c0:c1], zoom, axis=0), zoom, axis=1)
 
     rgb = np.repeat(np.clip(crop(grey), 0, 1)[..., None], 3, axis=-1)
+    # The section's edge just inside its pixels, the outline's just outside: where they
+    # coincide both stay visible, side by side.
     rgb[find_boundaries(crop(section), mode="inner")] = (0.1, 0.9, 0.2)
-    rgb[find_boundaries(crop(outline), mode="inner")] = (0.95, 0.15, 0.1)
+    rgb[find_boundaries(crop(outline), mode="outer")] = (0.95, 0.15, 0.1)
     return Image.fromarray((rgb * 255).astype(np.uint8))

@@ -79,3 +79,18 @@ def test_html_is_self_contained_and_labelled():
     assert decoded.size == (40, 30)
     assert "http://" not in page and "https://" not in page, "nothing is fetched when the page opens"
     assert 'id="oracle-mode"' not in render_html(ReportContent("t", "s", False, []))
+
+
+def test_cross_section_figure_keeps_both_outlines_visible_where_they_coincide():
+    from Wonder3DMedLib.placement import cross_section_figure
+
+    grey = np.full((60, 80), 0.5)
+    disc = np.hypot(*np.mgrid[-30:30, -40:40]) < 10
+    figure = np.asarray(cross_section_figure(grey, disc, disc, zoom=3)).astype(int)
+    green = np.all(np.abs(figure - [25, 229, 51]) <= 1, axis=-1)
+    red = np.all(np.abs(figure - [242, 38, 25]) <= 1, axis=-1)
+    assert green.sum() > 100 and red.sum() > 100, "identical outlines: both colours still show"
+    assert not (green & red).any()
+    shifted = np.roll(disc, 15, axis=1)
+    wide = np.asarray(cross_section_figure(grey, disc, shifted, zoom=1))
+    assert wide.shape[1] >= 19 + 15 + 2 * 8, "the crop holds both the section and the outline, with a margin"
