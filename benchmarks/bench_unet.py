@@ -4,21 +4,24 @@ Both models are the full size (Wonder3D: 910.8 M parameters; plain: 861.2 M) wit
 weights, fp32, 32×32 latents (256² images). A "step" is one UNet forward at the batch the
 pipeline uses: 12 without guidance (6 views × normal/colour), 24 with guidance.
 
-Each (model, batch) is measured in a fresh child process of this script, so its peak memory
-is its own (Linux VmHWM, reset after the model is built): ``peak`` is the resident memory at
-the step's high-water mark including the weights, ``activations`` is that minus the memory
-right after building. The children run one after the other, alternating the two models, for
-``--rounds`` rounds; the table keeps the fastest step of each, since a shared machine only
-ever slows runs down. Ratios are Wonder3D / plain. ``CPU`` is the process CPU time of the
-step (all threads), which other work on a shared machine disturbs much less than wall time.
+By default both models are measured in this process, one after the other (the baseline in
+the same run, as our benchmarks do); ``--isolated`` runs each (model, batch) in a fresh child
+process instead, so its peak memory cannot include anything left over from the other model.
+``peak`` is the resident memory at the step's high-water mark (Linux VmHWM, reset after the
+model is built) including the weights; ``activations`` is that minus the memory right after
+building. The two models alternate for ``--rounds`` rounds; the table keeps the fastest step of
+each, since a shared machine only ever slows runs down. Ratios are Wonder3D / plain. ``CPU``
+is the process CPU time of the step (all threads), which other work on a shared machine
+disturbs much less than wall time.
 
-Usage: ``python benchmarks/bench_unet.py [--batches 12 24] [--rounds 2] [--threads 2]``.
+Usage: ``python benchmarks/bench_unet.py [--batches 12 24] [--rounds 2] [--threads 2] [--isolated]``.
 Needs about 9 GB of free memory (one model at a time).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -126,6 +129,13 @@ def child(model: str, batch: int, repeats: int, threads: int) -> dict:
     }
 
 
+def _measure_here(model: str, batch: int, repeats: int, threads: int) -> dict:
+    """:func:`child` in this process; the model is freed before the next measurement."""
+    result = child(model, batch, repeats, threads)
+    gc.collect()
+    return result
+
+
 def _run_child(model: str, batch: int, repeats: int, threads: int) -> dict:
     command = [sys.executable, __file__, "--child", model, str(batch), "--repeats", str(repeats), "--threads", str(threads)]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
@@ -155,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per (model, batch) (default: 2)")
     parser.add_argument("--repeats", type=int, default=1, help="timed steps per child after one warm-up (default: 1)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
+    parser.add_argument("--isolated", action="store_true", help="measure each (model, batch) in a fresh child process")
     parser.add_argument("--child", nargs=2, metavar=("MODEL", "BATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -167,12 +178,14 @@ def main(argv: list[str] | None = None) -> int:
     if free_gb < NEEDED_GB:
         print(f"only {free_gb:.1f} GB of memory available; this benchmark needs about {NEEDED_GB:.0f} GB", file=sys.stderr)
         return 1
-    print(f"machine: {_machine()}; {args.threads} torch threads; {free_gb:.1f} GB available")
+    print(f"machine: {_machine()}; {args.threads} torch threads; {free_gb:.1f} GB available; "
+          f"{'a child process per measurement' if args.isolated else 'both models in this process'}")
     best: dict[tuple[str, int], dict] = {}
     for round_index in range(args.rounds):
         for batch in args.batches:
             for model in MODELS if round_index % 2 == 0 else MODELS[::-1]:
-                result = _run_child(model, batch, args.repeats, args.threads)
+                measure = _run_child if args.isolated else _measure_here
+                result = measure(model, batch, args.repeats, args.threads)
                 print(f"  round {round_index + 1} batch {batch:2d} {model:8s}: step {min(result['times_s']):6.1f} s, "
                       f"peak {result['peak_gb']:.2f} GB", flush=True)
                 key = (model, batch)
