@@ -174,11 +174,13 @@ class HashGridEncoding(nn.Module):
         dtype = torch.int64 if any(p[0].dtype == torch.int64 for p in parts) else torch.int32
         entries = torch.stack([p[0].to(dtype) for p in parts]).reshape(-1)  # (active * 8 * n,)
         weights = torch.stack([p[1] for p in parts])  # (active, 8, n)
-        channels = [
-            (weights * plane.index_select(0, entries).view(active, 8, n)).sum(dim=1)  # (active, n)
-            for plane in self.table
-        ]
-        features = torch.stack(channels, dim=-1).permute(1, 0, 2).reshape(n, active * self.features_per_level)
+        # One gather from the flattened table for all feature channels: its backward is a
+        # single scatter into one table-sized buffer.
+        plane = self.table.shape[1]
+        channels = torch.cat([entries + channel * plane for channel in range(self.features_per_level)])
+        corners = self.table.view(-1).index_select(0, channels).view(self.features_per_level, active, 8, n)
+        features = (weights * corners).sum(dim=2)  # (features, active, n)
+        features = features.permute(2, 1, 0).reshape(n, active * self.features_per_level)
         if active < self.n_levels:
             features = F.pad(features, (0, (self.n_levels - active) * self.features_per_level))
         return features

@@ -41,6 +41,8 @@ class TrainingStats:
     ----------
     steps : int — optimisation steps run
     seconds : float — wall time of the whole reconstruction (data preparation included)
+    cpu_seconds : float — CPU time of this process over the same span, all threads (on a
+        shared machine wall time can be several times larger)
     seconds_per_step : float — mean wall time of one step (occupancy updates included)
     device : str — where it ran
     initial_losses, final_losses : dict of str -> float
@@ -52,6 +54,7 @@ class TrainingStats:
 
     steps: int
     seconds: float
+    cpu_seconds: float
     seconds_per_step: float
     device: str
     initial_losses: dict
@@ -69,6 +72,7 @@ class TrainingStats:
         return {
             "steps": self.steps,
             "seconds": round(self.seconds, 3),
+            "cpu_seconds": round(self.cpu_seconds, 3),
             "seconds_per_step": round(self.seconds_per_step, 4),
             "device": self.device,
             "initial_losses": {k: round(v, 6) for k, v in self.initial_losses.items()},

@@ -272,7 +272,7 @@ def reconstruct_neus(
     InputError
         Views without any foreground, or an unusable device.
     """
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     _check_views(views)
     device = resolve_device(device)
     config = default_config(device) if config is None else config
@@ -306,6 +306,7 @@ def reconstruct_neus(
     stats = TrainingStats(
         steps=config.steps,
         seconds=time.perf_counter() - started,
+        cpu_seconds=time.process_time() - cpu_started,
         seconds_per_step=float(arrays["seconds"].mean()),
         device=str(device),
         initial_losses={name: float(arrays[name][:window].mean()) for name in names},
