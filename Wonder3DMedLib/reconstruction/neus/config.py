@@ -14,7 +14,6 @@ optimisation steps.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 __all__ = ["NeusConfig", "WONDER3D_VIEW_WEIGHTS"]
@@ -251,31 +250,32 @@ class NeusConfig:
         )
 
     @classmethod
-    def cpu(cls, steps: int = 600) -> NeusConfig:
-        """Reduced preset for a CPU (minutes instead of hours on 2 cores).
+    def cpu(cls, steps: int = 1000) -> NeusConfig:
+        """Reduced preset for a CPU: minutes instead of hours on 2 cores.
 
-        The original's model, losses, weights and optimiser are kept; what changes:
+        The original's model, losses (weights and ranking ratios) and optimiser are kept;
+        only the budget changes:
 
-        * the schedule is compressed to ``steps`` steps with :meth:`with_steps` (600 by
-          default, ending with 7 active hash levels like the original's 3000);
+        * the schedule is compressed to ``steps`` steps with :meth:`with_steps` (1000 by
+          default; a run ends at the same point of its schedule as the original: 6–7 hash
+          levels, LR 0.1×, annealing ratio 0.15);
         * views are used at their own size (``image_size=None``; Wonder3D's are 256²);
-        * the marching step is 4× coarser (``num_samples_per_ray=256``, step 0.0135) and
-          each step draws about 16 k samples (at most 1024 rays) instead of 262 k;
+        * the marching step is 4× coarser (``num_samples_per_ray=256``, step 0.0135) and each
+          step draws about 4096 samples (≈ 100 rays; at most 1024) instead of 262 144;
         * the occupancy grid is 64³ instead of 128³;
-        * 1024 instead of 2048 random points for the sparsity and smoothness terms.
+        * 256 instead of 2048 random points for the sparsity and smoothness terms.
+
+        Measured on a sphere (radius 0.65, GT views): the surface ends ≈ 0.025 inside, with
+        ``inv_s`` ≈ 130 — the original's ranking losses ignore the worst 10–20 % of rays,
+        which are the silhouette rays, so sharpness stops growing early (see docs).
         """
         return dataclasses.replace(
             cls().with_steps(steps),
             image_size=None,
             num_samples_per_ray=256,
-            samples_per_step=16384,
+            samples_per_step=4096,
             initial_rays=256,
             max_rays=1024,
             occupancy_resolution=64,
-            random_points=1024,
+            random_points=256,
         )
-
-    @property
-    def samples_per_ray_across_box(self) -> int:
-        """Samples an axis-aligned ray takes through the whole box (for documentation)."""
-        return int(math.ceil(2.0 / self.render_step_size))
