@@ -201,7 +201,7 @@ def test_feature_channel_zero_is_the_sdf_and_colours_are_in_range(init_field):
     torch.testing.assert_close(out.feature[:, 0], out.sdf)
     colors = ColorNetwork(NeusConfig())(out.feature, torch.nn.functional.normalize(points, dim=1))
     assert colors.shape == (50, 3) and colors.dtype == torch.float32
-    assert float(colors.min()) >= 0.0 and float(colors.max()) <= 1.0
+    assert float(colors.detach().min()) >= 0.0 and float(colors.detach().max()) <= 1.0
 
 
 def test_variance_starts_at_exp_3():

@@ -50,6 +50,18 @@ _UINT32 = 0xFFFFFFFF
 _PARAM_INIT_SCALE = 1e-4
 
 
+def _autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The autocast dtype active for ``device_type``, or None (works on torch 2.1 to current)."""
+    try:
+        if torch.is_autocast_enabled(device_type):
+            return torch.get_autocast_dtype(device_type)
+        return None
+    except (TypeError, AttributeError):  # torch < 2.4: only the CUDA query exists
+        if device_type == "cuda" and torch.is_autocast_enabled():
+            return torch.get_autocast_gpu_dtype()
+        return None
+
+
 def tiny_cuda_nn_available() -> bool:
     """Whether the optional ``tinycudann`` package is importable (never required)."""
     return importlib.util.find_spec("tinycudann") is not None
@@ -343,9 +355,10 @@ class NeusField(nn.Module):
     def _evaluate(self, points: torch.Tensor) -> torch.Tensor:
         unit = (points + self.radius) / (2.0 * self.radius)  # the box -> [0, 1]^3
         encoded = self.encoding(unit)
-        if torch.is_autocast_enabled(points.device.type):
+        autocast_dtype = _autocast_dtype(points.device.type)
+        if autocast_dtype is not None:
             # Matches Wonder3D: tiny-cuda-nn's encoding outputs half precision under fp16 training.
-            encoded = encoded.to(torch.get_autocast_dtype(points.device.type))
+            encoded = encoded.to(autocast_dtype)
         return self.network(torch.cat([unit * 2.0 - 1.0, encoded.to(unit.dtype)], dim=-1))
 
     def forward(self, points: torch.Tensor, *, with_grad: bool = True, with_feature: bool = True) -> FieldOutput:

@@ -79,6 +79,13 @@ def _adamw(groups: list[dict], config: NeusConfig) -> torch.optim.AdamW:
         return torch.optim.AdamW(groups, **options)
 
 
+def _grad_scaler(enabled: bool):
+    """fp16 loss scaling (a no-op when disabled), on torch 2.1 to current."""
+    if hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler("cuda", enabled=enabled)
+    return torch.cuda.amp.GradScaler(enabled=enabled)
+
+
 class NeusTrainer:
     """Holds the networks, occupancy grid, optimiser and training pixels; runs steps.
 
@@ -112,7 +119,7 @@ class NeusTrainer:
         )
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self.mixed_precision = config.mixed_precision and device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.mixed_precision)
+        self.scaler = _grad_scaler(self.mixed_precision)
         self.rays = config.initial_rays
         self.background = torch.zeros(3, device=device)
 
