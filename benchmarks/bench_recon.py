@@ -36,7 +36,7 @@ from benchmarks.recon_metrics import surface_scores  # noqa: E402
 from Wonder3DMedLib.reconstruction.backends import reconstruct_mesh  # noqa: E402
 from Wonder3DMedLib.reconstruction.render import render_views  # noqa: E402
 
-__all__ = ["DEFAULT_SHAPES", "PERTURBATIONS", "measure", "run_case", "format_table", "main"]
+__all__ = ["DEFAULT_SHAPES", "PERTURBATIONS", "measure", "run_case", "format_table", "format_markdown", "main"]
 
 DEFAULT_SHAPES = (
     "sphere", "torus", "blob", "caudate_l", "putamen_l", "pallidum_l", "thalamus_l", "hippocampus_l", "amygdala_l",
@@ -96,6 +96,24 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def format_markdown(rows: list[dict]) -> str:
+    """The same table in Markdown (for the docs)."""
+    hulls = {(row["shape"], row["views"]): row for row in rows if row["method"] == "hull"}
+    lines = ["| shape | views | method | CD/diag | CD/side | F@1% | IoU | closed | time s | CD/hull | ΔIoU |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        hull = hulls.get((row["shape"], row["views"]))
+        compare = hull is not None and row is not hull
+        ratio = f"{row['cd_over_diag'] / hull['cd_over_diag']:.2f}" if compare else ""
+        gain = f"{row['iou'] - hull['iou']:+.3f}" if compare else ""
+        lines.append(
+            f"| {row['shape']} | {row['views']} | {row['method']} | {row['cd_over_diag']:.5f} | {row['cd_over_side']:.5f} "
+            f"| {row['f_score']:.3f} | {row['iou']:.3f} | {'yes' if row['watertight'] else 'NO'} | {row['seconds']:.1f} "
+            f"| {ratio} | {gain} |"
+        )
+    return "\n".join(lines)
+
+
 def _uptime() -> str:
     try:
         return "load average " + " / ".join(f"{value:.2f}" for value in os.getloadavg())
@@ -119,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="sphere and the left thalamus at 128², 50k samples")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for neus (default: %(default)s)")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    parser.add_argument("--markdown", action="store_true", help="also print the table in Markdown")
     args = parser.parse_args(argv)
     if args.quick:
         args.shapes, args.size, args.resolution, args.samples = "sphere,thalamus_l", 128, 128, 50_000
@@ -150,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(format_table([row]).splitlines()[1], flush=True)
     print()
     print(format_table(rows))
+    if args.markdown:
+        print()
+        print(format_markdown(rows))
     print(f"{_uptime()} at end")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "args": vars(args)}, indent=1, default=str))

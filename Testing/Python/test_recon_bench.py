@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.bench_recon import format_table, main
+from benchmarks.bench_recon import format_markdown, format_table, main
 from benchmarks.recon_cases import perturb_views, reference_shape, visual_hull_mesh
 from benchmarks.recon_metrics import surface_scores
 from Wonder3DMedLib.reconstruction.render import render_views
@@ -54,6 +54,7 @@ def test_table_gives_ratios_against_the_hull_of_the_same_views():
             {**common, "method": "fast", "cd_over_diag": 0.002, "iou": 0.98}]
     last = format_table(rows).splitlines()[-1].split()
     assert last[-2:] == ["0.20", "+0.080"]
+    assert format_markdown(rows).splitlines()[-1].endswith("| 0.20 | +0.080 |")
 
 
 def test_unknown_backend_is_refused(capsys):
