@@ -68,13 +68,15 @@ def measure(mesh, reference, *, samples: int) -> dict:
 def run_case(views, reference, backend: str, *, resolution: int, samples: int, neus_steps: int) -> dict:
     """Reconstruct ``views`` with one backend (``hull``, ``fast`` or ``neus``) and score it."""
     started = time.perf_counter()
+    stages = {}
     if backend == "hull":
         mesh = visual_hull_mesh(views, resolution=resolution)
     else:
         options = {"steps": neus_steps} if backend == "neus" else {}
-        mesh = reconstruct_mesh(views, method=backend, resolution=resolution, **options).mesh
+        result = reconstruct_mesh(views, method=backend, resolution=resolution, **options)
+        mesh, stages = result.mesh, {f"{name}_s": seconds for name, seconds in result.timings_s.items()}
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, **measure(mesh, reference, samples=samples)}
+    return {"seconds": seconds, **stages, **measure(mesh, reference, samples=samples)}
 
 
 def format_table(rows: list[dict]) -> str:
