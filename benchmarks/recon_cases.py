@@ -8,7 +8,8 @@ frames its input, :func:`~Wonder3DMedLib.reconstruction.shapes.frame_mesh`), and
   organ-like ellipsoid), any AAL atlas structure by name (:data:`ANATOMY`) or as
   ``aal:<label>`` — the marching-cubes surface of the label mask smoothed by 1 mm, seen from
   the front as a coronal slice would be (model x = patient left, y = superior,
-  z = anterior); append ``@axial`` to see it from above instead.
+  z = anterior); append ``@axial`` to see it as a radiological axial slice shows it (from the
+  feet: x = patient left, y = anterior, z = inferior).
 * **Perturbations** (:func:`perturb_views`): Gaussian noise on every normal component then
   renormalised; masks eroded or dilated by whole pixels (dilated pixels take the normal and
   colour of the nearest foreground pixel).
@@ -50,7 +51,7 @@ ANATOMY = {
     "thalamus_r": 78,
 }
 
-# RAS -> model frame for a coronal view (looking at the patient's face) and an axial one (from above).
+# RAS -> model frame for a coronal view (looking at the patient's face) and an axial one (from the feet).
 _ORIENTATIONS = {
     "coronal": np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]]),
     "axial": np.array([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0]]),
