@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--neus-steps", type=int, default=None, metavar="N",
         help="--recon neus only: optimisation steps, the original schedule compressed to N (default: 3000 on "
-        "CUDA as the original; 1000 on CPU, a reduced preset that takes tens of minutes on 2 cores; the "
+        "CUDA as the original; 1000 on CPU, a reduced preset: minutes on an idle 2-core machine, far longer on a busy one; the "
         "progress bar shows an ETA measured from the steps already run)",
     )
     add_device_option(parser)
