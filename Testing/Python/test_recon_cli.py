@@ -67,10 +67,19 @@ def test_existing_output_is_never_replaced_without_overwrite(tmp_path, views_dir
     assert "--overwrite" in capsys.readouterr().err
 
 
-def test_missing_backend_and_bad_arguments_are_clear_errors(tmp_path, views_dir, capsys):
+def test_missing_backend_and_bad_arguments_are_clear_errors(tmp_path, views_dir, capsys, monkeypatch):
+    from Wonder3DMedLib.reconstruction import backends
+
+    monkeypatch.setitem(backends.BACKENDS, "neus", "Wonder3DMedLib.reconstruction.not_built_here")
     assert main(["mesh", str(views_dir), "--out", str(tmp_path / "m.ply"), "--recon", "neus"]) == 2
     error = capsys.readouterr().err
     assert "neus" in error and "not part of this build" in error and "--recon fast" in error
+    assert not (tmp_path / "m.ply").exists()
+    monkeypatch.undo()
+    assert main(["mesh", str(views_dir), "--out", str(tmp_path / "m.ply"), "--recon", "neus", "--neus-steps", "0"]) == 2
+    assert "--neus-steps must be at least 1" in capsys.readouterr().err
+    assert main(["mesh", str(views_dir), "--out", str(tmp_path / "m.ply"), "--recon", "neus", "--device", "mps"]) == 2
+    assert "not supported by the NeuS backend" in capsys.readouterr().err
     assert not (tmp_path / "m.ply").exists()
     assert main(["mesh", str(views_dir), "--out", str(tmp_path / "m.xyz")]) == 2
     assert main(["mesh", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m.ply")]) == 2

@@ -116,6 +116,18 @@ def test_normal_noise_changes_little(sphere_case):
     assert perturbed.chamfer_over_diagonal < 1.25 * clean.chamfer_over_diagonal
 
 
+@pytest.mark.parametrize("mask_px", [-1, 1])
+def test_masks_one_pixel_off_keep_the_surface_close(sphere_case, mask_px):
+    """Masks eroded or dilated by 1 px (issue target at 256²: CD/diag ≤ 0.009; 1 px is twice as large here)."""
+    from benchmarks.recon_cases import perturb_views
+
+    mesh, views = sphere_case
+    reconstructed, _ = _reconstruct(perturb_views(views, mask_px=mask_px))
+    scores = surface_scores(reconstructed, mesh)
+    assert reconstructed.is_watertight
+    assert scores.chamfer_over_diagonal <= 0.009, scores
+
+
 def test_contours_point_at_the_true_depth(sphere_case):
     """On exact heights, the nearest silhouette candidate of nearly every contour crossing is the truth."""
     mesh, views = sphere_case

@@ -1,0 +1,63 @@
+"""The benchmark's own helpers: reference shapes, perturbed views, the hull baseline, the table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.bench_recon import format_markdown, format_table, main
+from benchmarks.recon_cases import perturb_views, reference_shape, visual_hull_mesh
+from benchmarks.recon_metrics import surface_scores
+from Wonder3DMedLib.reconstruction.render import render_views
+
+
+@pytest.fixture(scope="module")
+def sphere_case():
+    mesh = reference_shape("sphere")
+    return mesh, render_views(mesh, size=96)
+
+
+def test_perturbations_leave_the_input_alone_and_do_what_they_say(sphere_case):
+    _, views = sphere_case
+    before = views.normals.copy(), views.masks.copy()
+    noisy = perturb_views(views, noise=0.15, seed=1)
+    grown, shrunk = perturb_views(views, mask_px=1), perturb_views(views, mask_px=-1)
+    assert np.array_equal(views.normals, before[0]) and np.array_equal(views.masks, before[1])
+    error = noisy.decoded_normals()[views.masks] - views.decoded_normals()[views.masks]
+    assert 0.1 < error.std() < 0.2, "σ 0.15 per component, renormalised"
+    ring = grown.masks & ~views.masks
+    assert ring.any() and (grown.masks | views.masks).sum() == grown.masks.sum()
+    assert np.all(np.abs(np.linalg.norm(grown.decoded_normals()[ring], axis=-1) - 1) < 0.02), "ring gets real normals"
+    assert shrunk.masks.sum() < views.masks.sum() and not (shrunk.masks & ~views.masks).any()
+
+
+def test_the_hull_of_a_sphere_is_the_octagonal_prism_predicted(sphere_case):
+    """Six views see four directions: every horizontal slice of the hull is a regular octagon."""
+    mesh, views = sphere_case
+    scores = surface_scores(visual_hull_mesh(views, resolution=96), mesh, samples=30_000)
+    assert scores.watertight
+    assert scores.iou == pytest.approx(np.pi / (8 * np.tan(np.pi / 8)), abs=0.02)
+
+
+def test_shape_names():
+    assert reference_shape("torus").is_watertight
+    with pytest.raises(ValueError, match="unknown shape"):
+        reference_shape("liver")
+    with pytest.raises(ValueError, match="orientation"):
+        reference_shape("thalamus_l@oblique")
+
+
+def test_table_gives_ratios_against_the_hull_of_the_same_views():
+    common = {"shape": "s", "views": "clean", "cd_over_side": 0.0, "f_score": 1.0, "watertight": True,
+              "components": 1, "seconds": 1.0, "cpu_seconds": 1.0}
+    rows = [{**common, "method": "hull", "cd_over_diag": 0.01, "iou": 0.9},
+            {**common, "method": "fast", "cd_over_diag": 0.002, "iou": 0.98}]
+    last = format_table(rows).splitlines()[-1].split()
+    assert last[-2:] == ["0.20", "+0.080"]
+    assert format_markdown(rows).splitlines()[-1].endswith("| 0.20 | +0.080 |")
+
+
+def test_unknown_backend_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["--backends", "fast,magic"])
+    assert "unknown backend" in capsys.readouterr().err
