@@ -59,3 +59,14 @@ def mrml_scene(headless):
     headless.clear()
     yield headless.scene
     headless.clear()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run fastest on one thread (and do not fight other work on a shared CPU)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -27,13 +27,7 @@ from Wonder3DMedLib.diffusion.transformer_mv2d import (  # noqa: E402
 ATOL = 1e-5  # float32 attention over a few hundred tokens: summation-order differences ~1e-7
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors run fastest on one thread (and do not fight other work on a shared CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def softmax_attention(query, key, value, scale):
