@@ -25,8 +25,6 @@ Run from the repository root: ``python benchmarks/bench_metrics.py`` (``--help``
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "Testing" / "Python")]
 
 from analytic_shapes import Ellipsoid, grid_volume, mask_on, true_dice, truth_metrics  # noqa: E402
+from benchmarks.machine import describe  # noqa: E402
 from Wonder3DMedLib.metrics import compare_surfaces, surface_from_labelmap  # noqa: E402
 
 SHAPE_KJI = (160, 256, 256)
@@ -106,19 +105,6 @@ def run_monai(prediction, reference):
     return values, seconds
 
 
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return f"{model}, {os.cpu_count()} logical CPUs, load average {load}"
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Prints one table per case.")
     parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES), help="cases to run (default: all)")
@@ -133,7 +119,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     import monai
 
-    print(f"machine: {machine()}")
+    print(f"machine: {describe()}")
     print(f"grid {SHAPE_KJI[::-1]} (i, j, k) voxels, spacing {SPACING_IJK} mm; MONAI {monai.__version__}, torch "
           f"{torch.__version__} with {args.threads} threads; ours with {args.workers} worker threads; "
           f"median of {args.repeat} runs\n")

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_recon import measure  # noqa: E402
+from benchmarks.machine import load_average  # noqa: E402
 from benchmarks.recon_cases import largest_component, reference_shape, visual_hull_mesh  # noqa: E402
 from Wonder3DMedLib.reconstruction.meshing import extract_mesh  # noqa: E402
 from Wonder3DMedLib.reconstruction.render import render_views  # noqa: E402
@@ -107,13 +107,6 @@ def estimate_full_run(views: MultiviewImages, *, probe_steps: int = 5, sample_bu
     }
 
 
-def _load_average() -> str:
-    try:
-        return " / ".join(f"{value:.2f}" for value in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -134,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     config = NeusConfig.cpu(steps=args.steps)
-    print(f"load average before: {_load_average()}  (2-core machine shared with other work)")
+    print(f"load average before: {load_average()}  (2-core machine shared with other work)")
     print(f"NeuS CPU preset: {args.steps} steps, views {args.size}², {config.samples_per_step} samples/step "
           f"(≤ {config.max_rays} rays), step {config.render_step_size:.4f}, occupancy {config.occupancy_resolution}³")
     rows = []
@@ -162,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         views = render_views(reference_shape("sphere"), size=args.size)
         estimate = estimate_full_run(views)
         print("full original configuration on this CPU:", json.dumps(estimate, indent=1))
-    print(f"load average after: {_load_average()}")
+    print(f"load average after: {load_average()}")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "full_run_estimate": estimate, "config": config.to_dict()},
                                         indent=1, default=float))

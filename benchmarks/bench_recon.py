@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.machine import load_average  # noqa: E402
 from benchmarks.recon_cases import ANATOMY, perturb_views, reference_shape, visual_hull_mesh  # noqa: E402
 from benchmarks.recon_metrics import surface_scores  # noqa: E402
 from Wonder3DMedLib.reconstruction.backends import reconstruct_mesh  # noqa: E402
@@ -117,13 +117,6 @@ def format_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _uptime() -> str:
-    try:
-        return "load average " + " / ".join(f"{value:.2f}" for value in os.getloadavg())
-    except OSError:
-        return "load average unknown"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -152,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    print(f"{_uptime()} at start (2-core machine shared with other work); views {args.size}², grid {args.resolution}³")
+    print(f"load average {load_average()} at start (2-core machine shared with other work); views {args.size}², grid {args.resolution}³")
     rows = []
     for shape in [name.strip() for name in args.shapes.split(",") if name.strip()]:
         try:
@@ -175,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         print()
         print(format_markdown(rows))
-    print(f"{_uptime()} at end")
+    print(f"load average {load_average()} at end")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "args": vars(args)}, indent=1, default=str))
     return 0

@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -32,6 +30,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from benchmarks.machine import describe, load_average  # noqa: E402
 
 BASE_CONFIG = dict(
     sample_size=32, in_channels=8, out_channels=4, cross_attention_dim=768,
@@ -147,16 +147,7 @@ def _run_child(model: str, batch: int, repeats: int, threads: int) -> dict:
 def _machine() -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, load average {load}"
+    return f"{describe()}, torch {torch.__version__}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {batch:>5} | {names[model]:<25} | {row['parameters'] / 1e6:>10.1f} | {step:>8.1f} | {cpu:>7.1f} | "
                   f"{row['peak_gb']:>9.2f} | {row['activations_gb']:>16.2f} | {ratios[0]:>10.2f} | {ratios[1]:>9.2f} | "
                   f"{ratios[2]:>10.2f} | {ratios[3]:>10.2f} |")
-    print(f"\nload average after the run: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"\nload average after the run: {load_average()}")
     return 0
 
 
