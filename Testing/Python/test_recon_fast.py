@@ -116,6 +116,26 @@ def test_normal_noise_changes_little(sphere_case):
     assert perturbed.chamfer_over_diagonal < 1.25 * clean.chamfer_over_diagonal
 
 
+@pytest.mark.slow
+def test_normal_noise_on_structures_that_one_wrong_view_used_to_drag_down(mricron_templates):
+    """σ = 0.15 normal noise at 256² on the left caudate and the left amygdala seen axially.
+
+    Without the discount of one dissenting view, a single view anchored a few pixels too deep
+    vetoed the right depth of the pieces it overlapped (measured: caudate Chamfer ×1.26;
+    amygdala IoU −0.055 with only the smoothed grazing cut); both now meet the issue's
+    targets (< 0.03 IoU, < 25 % Chamfer).
+    """
+    from benchmarks.recon_cases import perturb_views, reference_shape
+
+    for name in ("caudate_l", "amygdala_l@axial"):
+        mesh = reference_shape(name, atlas_path=mricron_templates / "aal.nii.gz")
+        views = render_views(mesh, size=256)
+        clean = surface_scores(_reconstruct(views, resolution=192)[0], mesh)
+        noisy = surface_scores(_reconstruct(perturb_views(views, noise=0.15, seed=7), resolution=192)[0], mesh)
+        assert abs(noisy.iou - clean.iou) < 0.03, (name, clean, noisy)
+        assert noisy.chamfer_over_diagonal < 1.25 * clean.chamfer_over_diagonal, (name, clean, noisy)
+
+
 @pytest.mark.parametrize("mask_px", [-1, 1])
 def test_masks_one_pixel_off_keep_the_surface_close(sphere_case, mask_px):
     """Masks eroded or dilated by 1 px (issue target at 256²: CD/diag ≤ 0.009; 1 px is twice as large here)."""
@@ -154,3 +174,17 @@ def test_a_shifted_piece_is_put_back_and_a_sunken_view_is_lifted(sphere_case):
     assert np.all(gain >= 0), "the clamp only ever lifts"
     assert np.median(np.abs(lifted[0] - truth[0])[stack.masks[0]]) < 1.5
     assert np.nanmax(outside_hull(stack, 0, truth[0])) < 1.5, "the true surface lies in the hull"
+
+
+@pytest.mark.parametrize("wrong_view", [1, 5])
+def test_one_sunken_view_cannot_drag_a_correct_piece_down(sphere_case, wrong_view):
+    """Agreement and contours put the piece back even when one other view lies 6 px too deep."""
+    mesh, views = sphere_case
+    stack = ViewStack.from_views(views)
+    truth = _true_heights(mesh, 128)
+    depths = list(truth)
+    depths[wrong_view] = truth[wrong_view] - 6.0
+    labels = np.where(stack.masks[0], 0, -1)
+    crossings = contour_crossings(stack, 0, grazing=0.3)
+    offsets = piece_offsets(stack, 0, truth[0] - 17.0, labels, 1, crossings, depths, grazing=0.3)
+    assert offsets[0] == pytest.approx(17.0, abs=0.6)

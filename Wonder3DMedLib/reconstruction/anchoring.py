@@ -50,6 +50,7 @@ __all__ = [
 
 _MIN_LATERAL = 0.3  # |d col_l / d w_k| below this a view's contours say little about view k's depth
 _STEP = 0.5  # offset resolution of the votes (pixels)
+_CONFIRMED = 0.5  # agreement (summed fractions of the other views) that outweighs one dissenting view
 
 
 def segment_pieces(
@@ -175,11 +176,17 @@ def _sweep(
     tolerance: float,
     grazing: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each offset: fraction of points outside the hull, agreeing with, and hidden in front of other views."""
+    """For each offset: fraction of points outside the hull, agreeing with, and in front of other views.
+
+    Returns
+    -------
+    outside, agree : (offsets,) float64 — summed over the other views
+    violate : (6, offsets) float64 — per other view (zero for ``view`` itself)
+    """
     cameras = wonder3d_cameras()
     outside = np.zeros(len(offsets))
     agree = np.zeros(len(offsets))
-    violate = np.zeros(len(offsets))
+    violate = np.zeros((len(cameras), len(offsets)))
     base = np.stack([cols, rows, heights, np.ones_like(heights)], axis=1)
     normals = stack.smooth_model[view][rows, cols]
     row_grid = np.broadcast_to(rows[None, :].astype(np.float64), (len(offsets), len(rows)))
@@ -197,7 +204,7 @@ def _sweep(
         seen = (normals @ -camera.direction > grazing)[None, :] & (distance < -0.5) & np.isfinite(surface)
         gap = surface - height
         agree += np.mean(seen & (np.abs(gap) < tolerance), axis=1)
-        violate += np.mean(seen & (gap < -3.0 * tolerance), axis=1)
+        violate[other] = np.mean(seen & (gap < -3.0 * tolerance), axis=1)
     return outside, agree, violate
 
 
@@ -220,8 +227,11 @@ def piece_offsets(
 
     Votes from contour crossings in the piece and, when ``depths`` of the other views are
     given, from agreement with them; penalties for leaving the hull and for hiding other
-    views' surfaces. A piece without enough evidence (best score below ``min_score``) gets
-    NaN: it is not placed and carves nothing.
+    views' surfaces. Where the other views agree with a placement, the one view it would
+    hide most is discounted: a single wrongly anchored view must not veto a placement the
+    rest confirm (it would drag every piece it overlaps down with it). A piece without
+    enough evidence (best score below ``min_score``) gets NaN: it is not placed and carves
+    nothing.
 
     Returns
     -------
@@ -247,7 +257,10 @@ def piece_offsets(
         outside, agree, violate = _sweep(
             stack, view, rows, cols, heights[rows, cols], offsets, depths, tolerance=tolerance, grazing=grazing
         )
-        score = votes + gaussian_filter1d(agree, 1.0) - 2.0 * violate - outside
+        agree = gaussian_filter1d(agree, 1.0)
+        confirmed = np.clip(agree / _CONFIRMED, 0.0, 1.0)
+        violation = violate.sum(axis=0) - confirmed * violate.max(axis=0)
+        score = votes + agree - 2.0 * violation - outside
         best = int(np.argmax(score))
         result[piece] = offsets[best] if score[best] > min_score else np.nan
     return result

@@ -126,8 +126,11 @@ def fast_heights(
         shape = integrate_normals(
             stack.normals_camera[view], stack.masks[view], iterations=options.iterations, sharpness=options.sharpness
         )
+        # A grazing band splits pieces if it is grazing per pixel or after smoothing: noisy
+        # normals scatter single pixels above the threshold and would bridge the band.
+        facing = np.minimum(stack.facing_raw[view], stack.facing[view])
         piece_labels, count = segment_pieces(
-            shape, stack.facing_raw[view], grazing=options.grazing, cut=options.cut, min_pixels=options.min_piece_px
+            shape, facing, grazing=options.grazing, cut=options.cut, min_pixels=options.min_piece_px
         )
         shapes.append(shape)
         labels.append(piece_labels)
