@@ -9,7 +9,8 @@ frames its input, :func:`~Wonder3DMedLib.reconstruction.shapes.frame_mesh`), and
   ``aal:<label>`` — the marching-cubes surface of the label mask smoothed by 1 mm, seen from
   the front as a coronal slice would be (model x = patient left, y = superior,
   z = anterior); append ``@axial`` to see it as a radiological axial slice shows it (from the
-  feet: x = patient left, y = anterior, z = inferior).
+  feet: x = patient left, y = anterior, z = inferior), or ``@sagittal`` as 3D Slicer's sagittal
+  view shows it (from the patient's left: x = posterior, y = superior, z = left).
 * **Perturbations** (:func:`perturb_views`): Gaussian noise on every normal component then
   renormalised; masks eroded or dilated by whole pixels (dilated pixels take the normal and
   colour of the nearest foreground pixel).
@@ -55,6 +56,7 @@ ANATOMY = {
 _ORIENTATIONS = {
     "coronal": np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]]),
     "axial": np.array([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0]]),
+    "sagittal": np.array([[0.0, -1.0, 0.0], [0.0, 0.0, 1.0], [-1.0, 0.0, 0.0]]),
 }
 
 
@@ -84,7 +86,7 @@ def reference_shape(name: str, *, atlas_path: Path = AAL_PATH) -> trimesh.Trimes
     base, _, orientation = name.partition("@")
     orientation = orientation or "coronal"
     if orientation not in _ORIENTATIONS:
-        raise ValueError(f"unknown orientation {orientation!r} in {name!r}; use coronal or axial")
+        raise ValueError(f"unknown orientation {orientation!r} in {name!r}; use coronal, axial or sagittal")
     if base == "sphere":
         return frame_mesh(sphere())
     if base == "torus":

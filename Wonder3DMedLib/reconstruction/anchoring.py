@@ -20,7 +20,8 @@ positions (orthographic images are metric across the image):
 
 :func:`free_space_clamp` finally lifts any surface that lies behind points another view
 sees squarely (a surface may never hide what another camera sees), so a wrongly anchored
-piece cannot carve away the object.
+piece cannot carve away the object; :func:`drop_contradicted` unplaces a piece the clamp had
+to lift in many places, since between the lifted pixels it would still carve too deep.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ __all__ = [
     "apply_offsets",
     "contour_constraints",
     "free_space_clamp",
+    "drop_contradicted",
     "outside_hull",
 ]
 
@@ -341,6 +343,52 @@ def free_space_clamp(
             lifted.append(surface + lift)
         current = lifted
     return current
+
+
+def drop_contradicted(
+    before: np.ndarray,
+    after: np.ndarray,
+    labels: np.ndarray,
+    count: int,
+    *,
+    lift_px: float,
+    max_fraction: float,
+    facing: np.ndarray | None = None,
+    min_facing: float = 0.0,
+) -> np.ndarray:
+    """Unplace the pieces of one view that :func:`free_space_clamp` had to lift in many places.
+
+    The clamp lifts a surface only where another view's points land on it. A piece anchored
+    too deep as a whole (e.g. two surfaces joined across a depth step that no grazing band
+    marks) is then lifted at scattered pixels and stays deep in between, and fusion would
+    carve a comb of spikes into the object. Such a piece carves nothing instead.
+
+    Parameters
+    ----------
+    before, after : (S, S) float — heights (pixels) before and after the clamp, NaN = unplaced
+    labels : (S, S) int — pieces (−1 unassigned; those pixels follow the nearest piece)
+    count : int — number of pieces
+    lift_px : float — a pixel counts as lifted when the clamp raised it by more than this
+    max_fraction : float — pieces with a larger fraction of lifted pixels become NaN
+    facing : (S, S) float, optional — how squarely each pixel faces the camera
+    min_facing : float — only pixels facing at least this much are counted (on steep pixels
+        the interpolated height of a correct surface lies below the true one, so correct
+        points of other views seem to stick out of it)
+
+    Returns
+    -------
+    (S, S) float64 — a new array
+    """
+    lifted = np.nan_to_num(after - before) > lift_px
+    nearest = extend_nearest(labels, labels >= 0)
+    square = np.ones(after.shape, dtype=bool) if facing is None else facing >= min_facing
+    out = np.array(after, dtype=np.float64)
+    for piece in range(count):
+        members = (nearest == piece) & np.isfinite(after)
+        counted = members & square
+        if counted.any() and lifted[counted].mean() > max_fraction:
+            out[members] = np.nan
+    return out
 
 
 def outside_hull(stack: ViewStack, view: int, heights: np.ndarray) -> np.ndarray:

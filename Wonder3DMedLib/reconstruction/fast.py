@@ -12,7 +12,9 @@ Steps (each in its own module):
    the other views' silhouette contours, agreement with the other views and the visual hull
    (:mod:`.anchoring`), twice — the second round sees the first round's depths;
 4. integrate again, holding the anchored depths and the contour points;
-5. lift any surface that would hide what another camera sees squarely (free-space clamp);
+5. lift any surface that would hide what another camera sees squarely (free-space clamp), and
+   unplace the pieces the clamp had to lift in many places (their anchoring contradicts the
+   other views; lifting only where other views' points land would leave a comb of spikes);
 6. fuse hull and carving into a signed distance grid (:mod:`.fusion`).
 
 Views larger than ``FastOptions.working_size`` are resampled to it (thresholds are in working
@@ -31,6 +33,7 @@ from Wonder3DMedLib.reconstruction.anchoring import (
     apply_offsets,
     contour_constraints,
     contour_crossings,
+    drop_contradicted,
     free_space_clamp,
     outside_hull,
     piece_offsets,
@@ -80,6 +83,12 @@ class FastOptions:
         Weight of the anchored heights in the second integration.
     clamp_confidence, clamp_tolerance_px : float
         Free-space clamp: which points may lift others, and by how much disagreement.
+    max_lifted_fraction, lifted_min_facing : float
+        A piece the clamp had to lift (by more than twice its tolerance) on more than this
+        fraction of its pixels facing the camera at least ``lifted_min_facing`` is anchored
+        wrongly as a whole: it carves nothing. (Steeper pixels are not counted: there the
+        interpolated height of a correct surface lies well below the true one, so correct
+        points of other views seem to stick out of it.)
     """
 
     working_size: int = 256
@@ -98,6 +107,8 @@ class FastOptions:
     anchor_weight: float = 1e-4
     clamp_confidence: float = 0.3
     clamp_tolerance_px: float = 1.0
+    max_lifted_fraction: float = 0.2
+    lifted_min_facing: float = 0.5
 
 
 def fast_heights(
@@ -182,6 +193,14 @@ def fast_heights(
     clamped = free_space_clamp(
         stack, refined, confidence=options.clamp_confidence, tolerance=options.clamp_tolerance_px
     )
+    clamped = [
+        drop_contradicted(
+            before, after, labels[view], counts[view],
+            lift_px=2.0 * options.clamp_tolerance_px, max_fraction=options.max_lifted_fraction,
+            facing=stack.facing[view], min_facing=options.lifted_min_facing,
+        )
+        for view, (before, after) in enumerate(zip(refined, clamped))
+    ]
     timings["clamp"] = time.perf_counter() - started
     details = {"working_size": working, "pieces": counts, "timings_s": timings, "options": asdict(options)}
     return stack, clamped, details
