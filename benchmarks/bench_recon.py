@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", default=",".join(DEFAULT_SHAPES),
                         help=f"comma list: sphere, torus, blob, aal:<label>, {', '.join(ANATOMY)}; "
-                             "append @axial or @sagittal to see a structure from below or from the side (default: %(default)s)")
+                             "append @axial or @sagittal to see a structure from below or from the side, and put ~oracle or ~staircase after a structure for the labelmap surface of oracle mode or the unsmoothed one (default: %(default)s)")
     parser.add_argument("--backends", default="hull,fast", help="comma list of hull, fast, neus (default: %(default)s)")
     parser.add_argument("--size", type=int, default=256, help="view resolution in pixels (default: %(default)s)")
     parser.add_argument("--resolution", type=int, default=192, help="marching-cubes grid (default: %(default)s)")

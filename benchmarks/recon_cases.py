@@ -10,7 +10,11 @@ frames its input, :func:`~Wonder3DMedLib.reconstruction.shapes.frame_mesh`), and
   the front as a coronal slice would be (model x = patient left, y = superior,
   z = anterior); append ``@axial`` to see it as a radiological axial slice shows it (from the
   feet: x = patient left, y = anterior, z = inferior), or ``@sagittal`` as 3D Slicer's sagittal
-  view shows it (from the patient's left: x = posterior, y = superior, z = left).
+  view shows it (from the patient's left: x = posterior, y = superior, z = left). Put
+  ``~oracle`` after the name for the surface the product's oracle mode and ``compare`` build
+  from the labelmap (:func:`~Wonder3DMedLib.metrics.surfaces.load_surface`: smoothed by
+  σ = 1 voxel, thin parts kept sharp), or ``~staircase`` for the unsmoothed marching-cubes
+  surface, e.g. ``hippocampus_l~oracle@sagittal``.
 * **Perturbations** (:func:`perturb_views`): Gaussian noise on every normal component then
   renormalised; masks eroded or dilated by whole pixels (dilated pixels take the normal and
   colour of the nearest foreground pixel).
@@ -67,10 +71,14 @@ def _atlas(path: str):
     return read_volume(path)
 
 
-def _label_mesh(label: int, orientation: str, path: Path) -> trimesh.Trimesh:
+def _label_mesh(label: int, orientation: str, path: Path, surface_kind: str) -> trimesh.Trimesh:
+    if surface_kind == "oracle":
+        from Wonder3DMedLib.metrics.surfaces import load_surface
+
+        return frame_mesh(load_surface(path, label).mesh.copy(), rotation=_ORIENTATIONS[orientation])
     atlas = _atlas(str(path))
     mask = np.asarray(atlas.array) == label
-    surface = label_surface(mask, atlas.spacing[::-1], smoothing_mm=1.0)
+    surface = label_surface(mask, atlas.spacing[::-1], smoothing_mm=0.0 if surface_kind == "staircase" else 1.0)
     surface.vertices = atlas.ijk_to_ras_points(np.asarray(surface.vertices)[:, ::-1] / atlas.spacing)
     return frame_mesh(surface, rotation=_ORIENTATIONS[orientation])
 
@@ -84,9 +92,12 @@ def reference_shape(name: str, *, atlas_path: Path = AAL_PATH) -> trimesh.Trimes
         Unknown name or orientation.
     """
     base, _, orientation = name.partition("@")
+    base, _, surface_kind = base.partition("~")
     orientation = orientation or "coronal"
     if orientation not in _ORIENTATIONS:
         raise ValueError(f"unknown orientation {orientation!r} in {name!r}; use coronal, axial or sagittal")
+    if surface_kind not in ("", "oracle", "staircase"):
+        raise ValueError(f"unknown surface {surface_kind!r} in {name!r}; use ~oracle or ~staircase")
     if base == "sphere":
         return frame_mesh(sphere())
     if base == "torus":
@@ -94,9 +105,9 @@ def reference_shape(name: str, *, atlas_path: Path = AAL_PATH) -> trimesh.Trimes
     if base == "blob":
         return frame_mesh(bumpy_blob())
     if base in ANATOMY:
-        return _label_mesh(ANATOMY[base], orientation, atlas_path)
+        return _label_mesh(ANATOMY[base], orientation, atlas_path, surface_kind)
     if base.startswith("aal:"):
-        return _label_mesh(int(base[4:]), orientation, atlas_path)
+        return _label_mesh(int(base[4:]), orientation, atlas_path, surface_kind)
     raise ValueError(f"unknown shape {name!r}: use sphere, torus, blob, aal:<label> or one of {', '.join(ANATOMY)}")
 
 
