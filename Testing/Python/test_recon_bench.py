@@ -45,6 +45,26 @@ def test_shape_names():
         reference_shape("liver")
     with pytest.raises(ValueError, match="orientation"):
         reference_shape("thalamus_l@oblique")
+    with pytest.raises(ValueError, match="surface"):
+        reference_shape("thalamus_l~rough")
+
+
+def test_atlas_surfaces_and_orientations(mricron_templates):
+    """Staircase, smoothed and oracle surfaces of one label; sagittal turns the same surface."""
+    atlas = mricron_templates / "aal.nii.gz"
+    smooth, staircase, oracle = (reference_shape(f"caudate_l{kind}", atlas_path=atlas) for kind in ("", "~staircase", "~oracle"))
+    assert all(mesh.is_watertight for mesh in (smooth, staircase, oracle))
+    assert staircase.area > 1.1 * smooth.area, "voxel steps add area"
+    def lattice_share(mesh):  # faces whose normal is a voxel-lattice direction (axis, face or body diagonal)
+        largest = np.abs(mesh.face_normals).max(axis=1)
+        return np.mean(np.isclose(largest[:, None], [1.0, 0.5**0.5, 3**-0.5], atol=1e-3).any(axis=1))
+
+    assert lattice_share(staircase) > 0.9 and lattice_share(smooth) < 0.2
+    sagittal = reference_shape("caudate_l@sagittal", atlas_path=atlas)
+    # coronal (x = left, y = superior, z = anterior) -> sagittal (x = posterior, y = superior, z = left),
+    # each framed to its own front silhouette, so compare proportions
+    coronal_shape, sagittal_shape = smooth.extents / smooth.extents[1], sagittal.extents / sagittal.extents[1]
+    assert sagittal_shape == pytest.approx(coronal_shape[[2, 1, 0]], rel=1e-3)
 
 
 def test_table_gives_ratios_against_the_hull_of_the_same_views():
