@@ -47,6 +47,7 @@ __all__ = [
     "contour_constraints",
     "free_space_clamp",
     "drop_contradicted",
+    "pieces_flagged",
     "outside_hull",
 ]
 
@@ -380,15 +381,38 @@ def drop_contradicted(
     (S, S) float64 — a new array
     """
     lifted = np.nan_to_num(after - before) > lift_px
+    counted = None if facing is None else facing >= min_facing
+    dropped = pieces_flagged(lifted, labels, count, np.isfinite(after), max_fraction=max_fraction, counted=counted)
+    return np.where(dropped, np.nan, np.asarray(after, dtype=np.float64))
+
+
+def pieces_flagged(
+    flags: np.ndarray,
+    labels: np.ndarray,
+    count: int,
+    placed: np.ndarray,
+    *,
+    max_fraction: float,
+    counted: np.ndarray | None = None,
+) -> np.ndarray:
+    """The placed pixels of every piece with more than ``max_fraction`` of its pixels flagged.
+
+    Unassigned pixels belong to the nearest piece; only pixels in ``counted`` (default: all)
+    enter the fraction.
+
+    Returns
+    -------
+    (S, S) bool
+    """
     nearest = extend_nearest(labels, labels >= 0)
-    square = np.ones(after.shape, dtype=bool) if facing is None else facing >= min_facing
-    out = np.array(after, dtype=np.float64)
+    counted = np.ones(flags.shape, dtype=bool) if counted is None else counted
+    result = np.zeros(flags.shape, dtype=bool)
     for piece in range(count):
-        members = (nearest == piece) & np.isfinite(after)
-        counted = members & square
-        if counted.any() and lifted[counted].mean() > max_fraction:
-            out[members] = np.nan
-    return out
+        members = (nearest == piece) & placed
+        scored = members & counted
+        if scored.any() and flags[scored].mean() > max_fraction:
+            result |= members
+    return result
 
 
 def outside_hull(stack: ViewStack, view: int, heights: np.ndarray) -> np.ndarray:

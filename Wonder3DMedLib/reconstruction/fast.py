@@ -37,9 +37,9 @@ from Wonder3DMedLib.reconstruction.anchoring import (
     free_space_clamp,
     outside_hull,
     piece_offsets,
+    pieces_flagged,
     segment_pieces,
 )
-from Wonder3DMedLib.reconstruction._images import extend_nearest
 from Wonder3DMedLib.reconstruction.backends import ReconstructedField
 from Wonder3DMedLib.reconstruction.fusion import fuse_views
 from Wonder3DMedLib.reconstruction.integration import integrate_normals
@@ -209,11 +209,7 @@ def fast_heights(
 def _drop_outside(stack: ViewStack, view: int, heights: np.ndarray, labels: np.ndarray, count: int, options: FastOptions):
     """Unplace surface points outside the hull, and whole pieces that are mostly outside it."""
     outside = outside_hull(stack, view, heights) > options.outside_tolerance_px
-    nearest = extend_nearest(labels, labels >= 0)
-    for piece in range(count):
-        members = (nearest == piece) & np.isfinite(heights)
-        if members.any() and outside[members].mean() > options.max_outside_fraction:
-            outside |= members
+    outside |= pieces_flagged(outside, labels, count, np.isfinite(heights), max_fraction=options.max_outside_fraction)
     return np.where(outside, np.nan, heights)
 
 
