@@ -11,7 +11,9 @@ import torch
 from Wonder3DMedLib.reconstruction.cameras import camera_rays, ray_box_bounds, wonder3d_cameras
 from Wonder3DMedLib.reconstruction.neus.sampling import (
     OccupancyGrid,
+    RaySamples,
     composite,
+    drop_occluded,
     march_rays,
     neus_alpha,
     occupancy_alpha,
@@ -206,3 +208,50 @@ def test_compositing_is_differentiable_and_handles_no_samples():
     torch.testing.assert_close(alpha.grad, torch.tensor([0.4, 0.7]))
     empty = composite(torch.zeros(0), torch.zeros(0, dtype=torch.long), 2, {"rgb": torch.zeros(0, 3)})
     assert empty.opacity.shape == (2,) and empty.values["rgb"].shape == (2, 3)
+
+
+def test_early_termination_by_hand():
+    # inv_s = 10: transmittance bound Φ(10 · x) < 1e-2 once an earlier sample has x < ln(1/99)/10 ≈ -0.4595.
+    sdf = torch.tensor([0.5, 0.0, -0.45, -0.47, 0.2, 0.3, -0.6, 1.0])
+    rays = torch.tensor([0, 0, 0, 0, 0, 1, 1, 1])
+    samples = RaySamples(ray_indices=rays, t_starts=torch.arange(8.0), t_ends=torch.arange(8.0) + 1)
+    kept = drop_occluded(samples, sdf, torch.tensor(10.0), eps=1e-2)
+    # ray 0: -0.45 is not below the bound, -0.47 is: the sample after it (0.2) is hidden, the -0.47 one itself is
+    # still seen; ray 1: everything after its -0.6 sample is hidden; rays never affect each other
+    torch.testing.assert_close(kept.t_starts, torch.tensor([0.0, 1.0, 2.0, 3.0, 5.0, 6.0]))
+    torch.testing.assert_close(kept.ray_indices, torch.tensor([0, 0, 0, 0, 1, 1]))
+    assert drop_occluded(samples, sdf, torch.tensor(10.0), eps=0.0) is samples  # 0 = off
+    empty = RaySamples(torch.zeros(0, dtype=torch.long), torch.zeros(0), torch.zeros(0))
+    assert len(drop_occluded(empty, torch.zeros(0), torch.tensor(10.0), eps=1e-4)) == 0
+
+
+@pytest.mark.parametrize("ratio", [1.0, 0.0])
+def test_early_termination_drops_only_what_rendering_cannot_see(ratio):
+    """On a ball's exact SDF, the dropped samples' compositing weights sum to less than eps per ray,
+    and the opacity and normals of the kept samples are those of all samples."""
+    radius, inv_s, eps = 0.6, torch.tensor(80.0), 1e-4
+    origins, directions, near, far = view_rays(1)
+    samples = march_rays(origins, directions, near, far, None, step_size=0.01, stratified=False)
+    points = origins[samples.ray_indices] + directions[samples.ray_indices] * samples.midpoints[:, None]
+    sdf = points.norm(dim=-1) - radius
+    normals = torch.nn.functional.normalize(points, dim=-1)
+
+    def render(selected: RaySamples, index: torch.Tensor):
+        alpha = neus_alpha(sdf[index], normals[index], directions[selected.ray_indices],
+                           selected.t_ends - selected.t_starts, inv_s, cos_anneal_ratio=ratio)
+        return composite(alpha, selected.ray_indices, len(origins), {"normal": normals[index]})
+
+    everything = render(samples, torch.arange(len(samples)))
+    kept = drop_occluded(samples, sdf, inv_s, eps=eps)
+    key = lambda s: s.ray_indices.double() * 1000.0 + s.t_starts.double()  # sorted: by ray, then depth
+    index = torch.searchsorted(key(samples), key(kept))
+    torch.testing.assert_close(key(samples)[index], key(kept))
+    # behind the surface by more than ln(1/eps)/inv_s ≈ 0.115 (plus one step): nothing is kept
+    assert float(sdf[index].min()) > -0.13 and int((sdf < -0.13).sum()) > 1000
+    lost = torch.ones(len(samples), dtype=torch.bool)
+    lost[index] = False
+    hidden = torch.zeros(len(origins)).index_add(0, samples.ray_indices[lost], everything.weights[lost])
+    assert float(hidden.max()) < eps
+    partial = render(kept, index)
+    torch.testing.assert_close(partial.opacity, everything.opacity, atol=2 * eps, rtol=0)
+    torch.testing.assert_close(partial.values["normal"], everything.values["normal"], atol=2 * eps, rtol=0)

@@ -64,6 +64,10 @@ class NeusConfig:
     initial_rays, max_rays, samples_per_step
         Dynamic ray count: start with 256 rays, rescale after each step to keep about
         ``samples_per_step`` samples (original ``256 · 1024``), at most 8192 rays.
+    early_stop_eps : float
+        Early ray termination: samples behind the point where a ray's transmittance is surely
+        below this are not rendered (0 = off, as in the original, which renders the hidden
+        interior of the object too; see :func:`~.sampling.drop_occluded`).
     cos_anneal_end : int
         Step at which NeuS' cosine annealing reaches 1 (original 20000, never reached).
     random_points, smoothness_jitter
@@ -125,6 +129,7 @@ class NeusConfig:
     initial_rays: int = 256
     max_rays: int = 8192
     samples_per_step: int = 256 * 1024
+    early_stop_eps: float = 0.0
     cos_anneal_end: int = 20000
     random_points: int = 2048
     smoothness_jitter: float = 0.01
@@ -183,6 +188,8 @@ class NeusConfig:
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise ValueError(f"NeusConfig.{name} must be in (0, 1], got {value!r}")
+        if not 0.0 <= self.early_stop_eps < 1.0:
+            raise ValueError(f"NeusConfig.early_stop_eps must be in [0, 1), got {self.early_stop_eps!r}")
         if not 0.0 <= self.opacity_clamp < 0.5:
             raise ValueError(f"NeusConfig.opacity_clamp must be in [0, 0.5), got {self.opacity_clamp!r}")
         if self.lr_constant_steps < 0 or self.occupancy_warmup_steps < 0 or self.cos_anneal_end < 0:

@@ -13,6 +13,8 @@ Pure-PyTorch equivalents of what Wonder3D takes from nerfacc:
   maximum (decay 0.95), binarised at ``min(mean, 1e-3)``;
 * :func:`march_rays` — uniform steps from the box entry (stratified by one random offset
   per ray), keeping the steps whose midpoint lies in an occupied cell;
+* :func:`drop_occluded` — nerfacc's early ray termination: drop the samples a ray can no
+  longer see (transmittance below ``eps``), judged from a gradient-free SDF pass;
 * :func:`neus_alpha` — NeuS' discrete opacity from the SDF at the midpoint and the cosine
   between ray and normal (with cosine annealing);
 * :func:`composite` — front-to-back weights ``T_i · α_i`` and per-ray sums.
@@ -20,13 +22,14 @@ Pure-PyTorch equivalents of what Wonder3D takes from nerfacc:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
 
-__all__ = ["OccupancyGrid", "RaySamples", "march_rays", "neus_alpha", "occupancy_alpha", "composite", "Composited"]
+__all__ = ["OccupancyGrid", "RaySamples", "march_rays", "drop_occluded", "neus_alpha", "occupancy_alpha", "composite", "Composited"]
 
 _MAX_CANDIDATES = 4_000_000
 
@@ -198,6 +201,45 @@ def march_rays(
         ray_indices = torch.zeros(0, dtype=torch.long, device=device)
         t_starts = torch.zeros(0, device=device)
     return RaySamples(ray_indices=ray_indices, t_starts=t_starts, t_ends=t_starts + step_size)
+
+
+@torch.no_grad()
+def drop_occluded(samples: RaySamples, sdf: torch.Tensor, inv_s: torch.Tensor, *, eps: float) -> RaySamples:
+    """Early ray termination: keep each ray's samples until its transmittance is surely below ``eps``.
+
+    NeuS' opacity telescopes along a ray: the transmittance in front of a sample is at most
+    ``Φ(inv_s · min SDF of the ray's earlier samples)`` (``Φ`` the logistic CDF; annealed
+    cosines only lower it further, and where the SDF rises the opacity is clipped at 0). A
+    sample is dropped when that bound is below ``eps`` — behind an opaque surface, where its
+    rendering weight is below ``eps``. This is what nerfacc's ``ray_marching`` does with an
+    ``alpha_fn`` and ``early_stop_eps``; the original (no ``alpha_fn``) renders the hidden
+    interior too, which on a CPU costs most of the samples of a step.
+
+    Parameters
+    ----------
+    samples : RaySamples — packed, sorted by ray then depth
+    sdf : (m,) — SDF at the sample midpoints (no gradient needed)
+    inv_s : 0-d tensor — NeuS sharpness
+    eps : float in (0, 1) — transmittance below which samples are dropped
+
+    Returns
+    -------
+    RaySamples — the kept samples, same order
+    """
+    m = len(samples)
+    if m == 0 or not 0.0 < eps < 1.0:
+        return samples
+    ray_indices = samples.ray_indices
+    n_rays = int(ray_indices.max()) + 1
+    counts = torch.bincount(ray_indices, minlength=n_rays)
+    first = torch.cumsum(counts, dim=0) - counts
+    position = torch.arange(m, device=sdf.device) - first[ray_indices]
+    table = torch.full((n_rays, int(counts.max()) + 1), float("inf"), device=sdf.device, dtype=sdf.dtype)
+    table[ray_indices, position + 1] = sdf  # column 0 stays +inf: nothing in front of the first sample
+    lowest_in_front = torch.cummin(table, dim=1).values[ray_indices, position]
+    threshold = math.log(eps / (1.0 - eps)) / float(inv_s.clip(1e-6, 1e6))  # Φ(inv_s · x) = eps
+    keep = lowest_in_front >= threshold
+    return RaySamples(ray_indices=ray_indices[keep], t_starts=samples.t_starts[keep], t_ends=samples.t_ends[keep])
 
 
 def neus_alpha(

@@ -34,7 +34,14 @@ from Wonder3DMedLib.reconstruction.neus.config import NeusConfig
 from Wonder3DMedLib.reconstruction.neus.data import TrainingPixels, training_pixels
 from Wonder3DMedLib.reconstruction.neus.field import ColorNetwork, NeusField, Variance, tiny_cuda_nn_available
 from Wonder3DMedLib.reconstruction.neus.result import NeusResult, TrainingStats
-from Wonder3DMedLib.reconstruction.neus.sampling import OccupancyGrid, composite, march_rays, neus_alpha, occupancy_alpha
+from Wonder3DMedLib.reconstruction.neus.sampling import (
+    OccupancyGrid,
+    composite,
+    drop_occluded,
+    march_rays,
+    neus_alpha,
+    occupancy_alpha,
+)
 from Wonder3DMedLib.views import MultiviewImages
 
 __all__ = ["reconstruct_neus", "resolve_device", "default_config", "NeusTrainer"]
@@ -124,17 +131,21 @@ class NeusTrainer:
         self.background = torch.zeros(3, device=device)
 
     @torch.no_grad()
-    def _occupancy(self, points: torch.Tensor) -> torch.Tensor:
+    def _sdf_no_grad(self, points: torch.Tensor) -> torch.Tensor:
         chunk = self.config.eval_chunk
         values = [
-            occupancy_alpha(
-                self.field(points[start : start + chunk], with_grad=False, with_feature=False).sdf,
-                self.variance.inv_s,
-                self.config.render_step_size,
-            )
+            self.field(points[start : start + chunk], with_grad=False, with_feature=False).sdf
             for start in range(0, points.shape[0], chunk)
         ]
-        return torch.cat(values)
+        return torch.cat(values) if values else points.new_zeros(0)
+
+    def _occupancy(self, points: torch.Tensor) -> torch.Tensor:
+        return occupancy_alpha(self._sdf_no_grad(points), self.variance.inv_s.detach(), self.config.render_step_size)
+
+    @staticmethod
+    def _positions(origins: torch.Tensor, directions: torch.Tensor, samples) -> torch.Tensor:
+        ray_of = samples.ray_indices
+        return origins[ray_of] + directions[ray_of] * samples.midpoints[:, None]
 
     def prepare_step(self, step: int) -> float:
         """Progressive schedule and occupancy refresh at ``step``; returns the cosine-anneal ratio."""
@@ -159,8 +170,11 @@ class NeusTrainer:
             origins, directions, pixels.near[chosen], pixels.far[chosen], self.grid,
             step_size=config.render_step_size, stratified=True, generator=self.generator,
         )
+        if config.early_stop_eps > 0:
+            samples = drop_occluded(samples, self._sdf_no_grad(self._positions(origins, directions, samples)),
+                                    self.variance.inv_s, eps=config.early_stop_eps)
         ray_of = samples.ray_indices
-        positions = origins[ray_of] + directions[ray_of] * samples.midpoints[:, None]
+        positions = self._positions(origins, directions, samples)
         random_points = torch.rand(config.random_points, 3, device=device, generator=self.generator) * 2.0 - 1.0
         jitter = torch.randn(random_points.shape, device=device, generator=self.generator) * config.smoothness_jitter
         m, r = len(samples), config.random_points
