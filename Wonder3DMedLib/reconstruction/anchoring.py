@@ -26,11 +26,12 @@ to lift in many places, since between the lifted pixels it would still carve too
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.ndimage import gaussian_filter1d
+from scipy.ndimage import binary_closing, gaussian_filter1d
 from scipy.sparse.csgraph import connected_components
 
 from Wonder3DMedLib.reconstruction._images import bilinear, extend_nearest
@@ -47,6 +48,7 @@ __all__ = [
     "contour_constraints",
     "free_space_clamp",
     "drop_contradicted",
+    "lifting_views",
     "pieces_flagged",
     "outside_hull",
 ]
@@ -57,13 +59,23 @@ _CONFIRMED = 0.5  # agreement (summed fractions of the other views) that outweig
 
 
 def segment_pieces(
-    integration: Integration, facing: np.ndarray, *, grazing: float, cut: float, min_pixels: int
+    integration: Integration,
+    facing: np.ndarray,
+    *,
+    grazing: float,
+    cut: float,
+    min_pixels: int,
+    close_gaps_px: int = 0,
 ) -> tuple[np.ndarray, int]:
     """Split a view into pieces that integration ties together reliably.
 
     Pixels seen at a grazing angle (``facing < grazing``) and edges whose bilateral
     weight fell below ``cut`` separate pieces; pieces smaller than ``min_pixels`` are left
-    unassigned.
+    unassigned. A grazing band (the occluding contour of a surface in front of another)
+    interrupted by a few pixels above the threshold — noisy normals scatter such pixels —
+    would let integration join the two surfaces across their depth step; gaps of up to
+    ``2 · close_gaps_px`` pixels are closed (morphological closing of the grazing pixels
+    with a ``(2 · close_gaps_px + 1)²`` square).
 
     Returns
     -------
@@ -71,7 +83,10 @@ def segment_pieces(
     count : int
     """
     graph = integration.graph
-    good = facing[graph.mask] >= grazing
+    grazing_pixels = graph.mask & (facing < grazing)
+    if close_gaps_px > 0:
+        grazing_pixels = graph.mask & binary_closing(grazing_pixels, np.ones((3, 3), bool), iterations=close_gaps_px)
+    good = ~grazing_pixels[graph.mask]
     keep = (integration.edge_weights() >= cut) & good[graph.edge_a] & good[graph.edge_b]
     n = graph.size
     adjacency = sp.csr_matrix((np.ones(int(keep.sum())), (graph.edge_a[keep], graph.edge_b[keep])), shape=(n, n))
@@ -332,10 +347,7 @@ def free_space_clamp(
             for other in range(len(current)):
                 if other == view or len(points[other]) == 0:
                     continue
-                projected = points[other] @ stack.model_to_pixel[view][:3, :3].T + stack.model_to_pixel[view][:3, 3]
-                col, row, height = projected[:, 0], projected[:, 1], projected[:, 2]
-                inside = bilinear(coverage, row, col, fill=0.0) > 1.0 - 1e-6
-                excess = np.where(inside, height - bilinear(filled, row, col, fill=0.0), 0.0)
+                row, col, excess = _excess_over(stack, view, points[other], filled, coverage)
                 bad = excess > tolerance
                 if bad.any():
                     r = np.clip(np.rint(row[bad]).astype(np.intp), 0, size - 1)
@@ -356,13 +368,18 @@ def drop_contradicted(
     max_fraction: float,
     facing: np.ndarray | None = None,
     min_facing: float = 0.0,
+    lifted_by: np.ndarray | None = None,
+    max_other_fraction: float = 0.1,
 ) -> np.ndarray:
     """Unplace the pieces of one view that :func:`free_space_clamp` had to lift in many places.
 
     The clamp lifts a surface only where another view's points land on it. A piece anchored
     too deep as a whole (e.g. two surfaces joined across a depth step that no grazing band
     marks) is then lifted at scattered pixels and stays deep in between, and fusion would
-    carve a comb of spikes into the object. Such a piece carves nothing instead.
+    carve a comb of spikes into the object. Such a piece carves nothing instead — unless a
+    single other view does nearly all the lifting (``lifted_by``): then that view is the
+    likelier one to be wrong (noisy normals make a view bulge towards its camera), and the
+    piece keeps its lifted heights.
 
     Parameters
     ----------
@@ -375,6 +392,10 @@ def drop_contradicted(
     min_facing : float — only pixels facing at least this much are counted (on steep pixels
         the interpolated height of a correct surface lies below the true one, so correct
         points of other views seem to stick out of it)
+    lifted_by : (6, S, S) bool, optional — which other view sticks out of each pixel by more
+        than ``lift_px`` (:func:`lifting_views`)
+    max_other_fraction : float — a piece is kept when the views other than the one lifting
+        most of its counted pixels lift at most this fraction of them
 
     Returns
     -------
@@ -382,8 +403,61 @@ def drop_contradicted(
     """
     lifted = np.nan_to_num(after - before) > lift_px
     counted = None if facing is None else facing >= min_facing
-    dropped = pieces_flagged(lifted, labels, count, np.isfinite(after), max_fraction=max_fraction, counted=counted)
+
+    def lifted_by_one_view(scored: np.ndarray) -> bool:
+        per_view = lifted_by[:, scored].sum(axis=1)
+        others = np.delete(lifted_by, int(np.argmax(per_view)), axis=0)[:, scored]
+        return bool(others.any(axis=0).mean() <= max_other_fraction)
+
+    dropped = pieces_flagged(
+        lifted, labels, count, np.isfinite(after), max_fraction=max_fraction, counted=counted,
+        exempt=None if lifted_by is None else lifted_by_one_view,
+    )
     return np.where(dropped, np.nan, np.asarray(after, dtype=np.float64))
+
+
+def lifting_views(
+    stack: ViewStack, view: int, surface: np.ndarray, depths: list[np.ndarray], *, confidence: float, lift_px: float
+) -> np.ndarray:
+    """Which other views stick out of one view's surface, pixel by pixel.
+
+    Parameters
+    ----------
+    view : int
+    surface : (S, S) float — that view's heights (pixels), NaN = unplaced
+    depths : list of 6 (S, S) float — every view's heights; points of the other views facing
+        their camera more than ``confidence`` are projected into ``view``
+    lift_px : float — a point sticks out when it lies more than this in front of ``surface``
+
+    Returns
+    -------
+    (6, S, S) bool — ``[k, row, col]``: a point of view ``k`` sticks out at that pixel
+    """
+    size = stack.size
+    filled = np.where(stack.masks[view], np.nan_to_num(surface), 0.0)
+    coverage = stack.masks[view].astype(np.float64)
+    result = np.zeros((len(depths), size, size), dtype=bool)
+    for other in range(len(depths)):
+        if other == view:
+            continue
+        rows, cols = np.nonzero(stack.masks[other] & (stack.facing[other] > confidence) & np.isfinite(depths[other]))
+        row, col, excess = _excess_over(stack, view, stack.points(other, rows, cols, depths[other][rows, cols]),
+                                        filled, coverage)
+        out = excess > lift_px
+        result[other, np.clip(np.rint(row[out]).astype(np.intp), 0, size - 1),
+               np.clip(np.rint(col[out]).astype(np.intp), 0, size - 1)] = True
+    return result
+
+
+def _excess_over(
+    stack: ViewStack, view: int, points: np.ndarray, filled: np.ndarray, coverage: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Project model points into a view: their (row, col) and how far (pixels) each lies in front
+    of the surface ``filled`` (0 where the point falls outside ``coverage``)."""
+    projected = points @ stack.model_to_pixel[view][:3, :3].T + stack.model_to_pixel[view][:3, 3]
+    col, row, height = projected[:, 0], projected[:, 1], projected[:, 2]
+    inside = bilinear(coverage, row, col, fill=0.0) > 1.0 - 1e-6
+    return row, col, np.where(inside, height - bilinear(filled, row, col, fill=0.0), 0.0)
 
 
 def pieces_flagged(
@@ -394,11 +468,13 @@ def pieces_flagged(
     *,
     max_fraction: float,
     counted: np.ndarray | None = None,
+    exempt: Callable[[np.ndarray], bool] | None = None,
 ) -> np.ndarray:
     """The placed pixels of every piece with more than ``max_fraction`` of its pixels flagged.
 
     Unassigned pixels belong to the nearest piece; only pixels in ``counted`` (default: all)
-    enter the fraction.
+    enter the fraction. ``exempt(scored)``, given the counted pixels of a piece over the
+    fraction, may spare it by returning True.
 
     Returns
     -------
@@ -410,7 +486,7 @@ def pieces_flagged(
     for piece in range(count):
         members = (nearest == piece) & placed
         scored = members & counted
-        if scored.any() and flags[scored].mean() > max_fraction:
+        if scored.any() and flags[scored].mean() > max_fraction and not (exempt is not None and exempt(scored)):
             result |= members
     return result
 

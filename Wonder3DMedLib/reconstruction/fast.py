@@ -14,7 +14,8 @@ Steps (each in its own module):
 4. integrate again, holding the anchored depths and the contour points;
 5. lift any surface that would hide what another camera sees squarely (free-space clamp), and
    unplace the pieces the clamp had to lift in many places (their anchoring contradicts the
-   other views; lifting only where other views' points land would leave a comb of spikes);
+   other views; lifting only where other views' points land would leave a comb of spikes),
+   unless a single other view did nearly all the lifting;
 6. fuse hull and carving into a signed distance grid (:mod:`.fusion`).
 
 Views larger than ``FastOptions.working_size`` are resampled to it (thresholds are in working
@@ -35,6 +36,7 @@ from Wonder3DMedLib.reconstruction.anchoring import (
     contour_crossings,
     drop_contradicted,
     free_space_clamp,
+    lifting_views,
     outside_hull,
     piece_offsets,
     pieces_flagged,
@@ -65,6 +67,9 @@ class FastOptions:
         Pixels facing their camera less than this (cosine) do not link pieces or vote.
     cut : float
         Bilateral edge weight below which an edge separates pieces.
+    grazing_gap_px : int
+        Gaps of up to twice this many pixels in a grazing band are closed before it cuts
+        pieces (noisy normals scatter pixels above ``grazing`` across the band).
     min_piece_px : int
         Smaller pieces follow their neighbours.
     smoothing_px : float
@@ -88,7 +93,9 @@ class FastOptions:
         fraction of its pixels facing the camera at least ``lifted_min_facing`` is anchored
         wrongly as a whole: it carves nothing. (Steeper pixels are not counted: there the
         interpolated height of a correct surface lies well below the true one, so correct
-        points of other views seem to stick out of it.)
+        points of other views seem to stick out of it.) Unless one other view does nearly
+        all the lifting: when the remaining views lift at most ``max_other_lifted_fraction``
+        of those pixels, that one view is the likelier to be wrong and the piece is kept.
     """
 
     working_size: int = 256
@@ -96,6 +103,7 @@ class FastOptions:
     sharpness: float = 2.0
     grazing: float = 0.3
     cut: float = 0.2
+    grazing_gap_px: int = 3
     min_piece_px: int = 30
     smoothing_px: float = 1.0
     integration_smoothing_px: float = 0.0
@@ -109,6 +117,7 @@ class FastOptions:
     clamp_tolerance_px: float = 1.0
     max_lifted_fraction: float = 0.2
     lifted_min_facing: float = 0.5
+    max_other_lifted_fraction: float = 0.1
 
 
 def fast_heights(
@@ -141,7 +150,8 @@ def fast_heights(
         # normals scatter single pixels above the threshold and would bridge the band.
         facing = np.minimum(stack.facing_raw[view], stack.facing[view])
         piece_labels, count = segment_pieces(
-            shape, facing, grazing=options.grazing, cut=options.cut, min_pixels=options.min_piece_px
+            shape, facing, grazing=options.grazing, cut=options.cut, min_pixels=options.min_piece_px,
+            close_gaps_px=options.grazing_gap_px,
         )
         shapes.append(shape)
         labels.append(piece_labels)
@@ -190,16 +200,19 @@ def fast_heights(
         refined.append(_drop_outside(stack, view, heights, labels[view], counts[view], options))
     timings["refine"] = time.perf_counter() - started
     started = time.perf_counter()
-    clamped = free_space_clamp(
+    lifted = free_space_clamp(
         stack, refined, confidence=options.clamp_confidence, tolerance=options.clamp_tolerance_px
     )
+    lift_px = 2.0 * options.clamp_tolerance_px
     clamped = [
         drop_contradicted(
             before, after, labels[view], counts[view],
-            lift_px=2.0 * options.clamp_tolerance_px, max_fraction=options.max_lifted_fraction,
+            lift_px=lift_px, max_fraction=options.max_lifted_fraction,
             facing=stack.facing[view], min_facing=options.lifted_min_facing,
+            lifted_by=lifting_views(stack, view, before, refined, confidence=options.clamp_confidence, lift_px=lift_px),
+            max_other_fraction=options.max_other_lifted_fraction,
         )
-        for view, (before, after) in enumerate(zip(refined, clamped))
+        for view, (before, after) in enumerate(zip(refined, lifted))
     ]
     timings["clamp"] = time.perf_counter() - started
     details = {"working_size": working, "pieces": counts, "timings_s": timings, "options": asdict(options)}
