@@ -26,6 +26,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -118,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=100_000, help="surface samples each way (default 100000)")
     parser.add_argument("--estimate-full", action="store_true", help="also time the original's full configuration")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
+                        help="replace NeusConfig fields of the CPU preset, values as JSON, e.g. "
+                             "--set normal_keep=0.8 mask_keep=0.9 cos_anneal_end=6667 (the original's ranking and annealing)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
 
@@ -126,8 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     from Wonder3DMedLib.reconstruction.neus import NeusConfig
 
     torch.set_num_threads(args.threads)
-    config = NeusConfig.cpu(steps=args.steps)
+    try:
+        config = dataclasses.replace(NeusConfig.cpu(steps=args.steps), **_overrides(args.set))
+    except (TypeError, ValueError) as error:
+        parser.error(f"--set: {error}")
     print(f"load average before: {load_average()}  (2-core machine shared with other work)")
+    if args.set:
+        print(f"fields replaced: {_overrides(args.set)}")
     print(f"NeuS CPU preset: {args.steps} steps, views {args.size}², {config.samples_per_step} samples/step "
           f"(≤ {config.max_rays} rays), step {config.render_step_size:.4f}, occupancy {config.occupancy_resolution}³")
     rows = []
@@ -160,6 +169,18 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({"rows": rows, "full_run_estimate": estimate, "config": config.to_dict()},
                                         indent=1, default=float))
     return 0
+
+
+def _overrides(pairs: list[str]) -> dict:
+    """``["name=json", ...]`` -> ``{name: value}`` (JSON lists become tuples, as NeusConfig stores them)."""
+    result = {}
+    for pair in pairs:
+        name, separator, text = pair.partition("=")
+        if not separator:
+            raise ValueError(f"expected FIELD=VALUE, got {pair!r}")
+        value = json.loads(text)
+        result[name] = tuple(value) if isinstance(value, list) else value
+    return result
 
 
 def _print_rows(rows: list[dict]) -> None:

@@ -17,7 +17,7 @@ Run from the repository root::
 
     python benchmarks/bench_recon.py                       # fast + hull on every default shape
     python benchmarks/bench_recon.py --quick               # sphere + one structure, 128² views
-    python benchmarks/bench_recon.py --backends hull,fast,neus --shapes sphere,thalamus_l --neus-steps 600
+    python benchmarks/bench_recon.py --backends hull,fast,neus --shapes sphere,thalamus_l --neus-steps 1000
     python benchmarks/bench_recon.py --robustness --shapes caudate_l,putamen_l
 """
 
@@ -66,7 +66,7 @@ def measure(mesh, reference, *, samples: int) -> dict:
     }
 
 
-def run_case(views, reference, backend: str, *, resolution: int, samples: int, neus_steps: int) -> dict:
+def run_case(views, reference, backend: str, *, resolution: int, samples: int, neus_steps: int | None) -> dict:
     """Reconstruct ``views`` with one backend (``hull``, ``fast`` or ``neus``) and score it."""
     started, cpu_started = time.perf_counter(), time.process_time()
     stages = {}
@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=256, help="view resolution in pixels (default: %(default)s)")
     parser.add_argument("--resolution", type=int, default=192, help="marching-cubes grid (default: %(default)s)")
     parser.add_argument("--samples", type=int, default=100_000, help="surface samples each way (default: %(default)s)")
-    parser.add_argument("--neus-steps", type=int, default=600, help="NeuS steps of the CPU preset (default: %(default)s)")
+    parser.add_argument("--neus-steps", type=int, default=None,
+                        help="NeuS steps (default: the device's schedule, 1000 steps of the CPU preset on a CPU)")
     parser.add_argument("--robustness", action="store_true",
                         help="also run the fast backend (and the hull) on noisy normals and on masks eroded/dilated by 1 px")
     parser.add_argument("--quick", action="store_true", help="sphere and the left thalamus at 128², 50k samples")
