@@ -80,6 +80,8 @@ def _label_mesh(label: int, orientation: str, path: Path, surface_kind: str) -> 
     mask = np.asarray(atlas.array) == label
     surface = label_surface(mask, atlas.spacing[::-1], smoothing_mm=0.0 if surface_kind == "staircase" else 1.0)
     surface.vertices = atlas.ijk_to_ras_points(np.asarray(surface.vertices)[:, ::-1] / atlas.spacing)
+    if surface.volume < 0:  # (k, j, i) → (i, j, k) and the image's own axes may mirror the winding
+        surface.invert()
     return frame_mesh(surface, rotation=_ORIENTATIONS[orientation])
 
 

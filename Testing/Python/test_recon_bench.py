@@ -54,6 +54,7 @@ def test_atlas_surfaces_and_orientations(mricron_templates):
     atlas = mricron_templates / "aal.nii.gz"
     smooth, staircase, oracle = (reference_shape(f"caudate_l{kind}", atlas_path=atlas) for kind in ("", "~staircase", "~oracle"))
     assert all(mesh.is_watertight for mesh in (smooth, staircase, oracle))
+    assert all(mesh.volume > 0 for mesh in (smooth, staircase, oracle)), "outward winding, like the product's surfaces"
     assert staircase.area > 1.1 * smooth.area, "voxel steps add area"
     def lattice_share(mesh):  # faces whose normal is a voxel-lattice direction (axis, face or body diagonal)
         largest = np.abs(mesh.face_normals).max(axis=1)
