@@ -73,7 +73,9 @@ class FastOptions:
     min_piece_px : int
         Smaller pieces follow their neighbours.
     smoothing_px : float
-        Gaussian sigma of the normals used for detection and confidence (not for integration).
+        Gaussian sigma of the normals used for detection and confidence (not for integration):
+        contour crossings are sign changes of these normals, and noise in less smoothed ones
+        adds spurious crossings that misplace pieces.
     constraint_weight : float
         Weight of one contour point against one difference equation.
     constraint_tolerances_px : tuple of float
@@ -105,7 +107,7 @@ class FastOptions:
     cut: float = 0.2
     grazing_gap_px: int = 3
     min_piece_px: int = 30
-    smoothing_px: float = 1.0
+    smoothing_px: float = 2.0
     integration_smoothing_px: float = 0.0
     constraint_weight: float = 0.5
     constraint_tolerances_px: tuple[float, ...] = (1.5,)

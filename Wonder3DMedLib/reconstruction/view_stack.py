@@ -75,7 +75,7 @@ class ViewStack:
     pixel_to_model: np.ndarray
 
     @classmethod
-    def from_views(cls, views: MultiviewImages, *, size: int | None = None, smoothing_px: float = 1.0) -> ViewStack:
+    def from_views(cls, views: MultiviewImages, *, size: int | None = None, smoothing_px: float = 2.0) -> ViewStack:
         """Decode the views (resampled to ``size``² when given and different).
 
         Parameters
