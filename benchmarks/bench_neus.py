@@ -19,7 +19,7 @@ summary and the full-run estimate.
 
 Run from the repository root::
 
-    python benchmarks/bench_neus.py --steps 600
+    python benchmarks/bench_neus.py --steps 1000
     python benchmarks/bench_neus.py --help
 """
 
@@ -111,7 +111,7 @@ def estimate_full_run(views: MultiviewImages, *, probe_steps: int = 5, sample_bu
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=600, help="NeuS steps of the reduced CPU preset (default 600)")
+    parser.add_argument("--steps", type=int, default=1000, help="NeuS steps of the reduced CPU preset (default 1000)")
     parser.add_argument("--size", type=int, default=256, help="side of the rendered views in pixels (default 256)")
     parser.add_argument("--shapes", default="sphere,thalamus_l",
                         help="comma list of shapes of recon_cases.reference_shape (sphere, thalamus_l, aal:<label>, ...)")

@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resolution", type=int, default=192, help="marching-cubes grid (default: %(default)s)")
     parser.add_argument("--samples", type=int, default=100_000, help="surface samples each way (default: %(default)s)")
     parser.add_argument("--neus-steps", type=int, default=None,
-                        help="NeuS steps (default: the device's schedule, 1000 steps of the CPU preset on a CPU)")
+                        help="NeuS steps (default: the device's schedule, 3000 steps; the CPU preset on a CPU)")
     parser.add_argument("--robustness", action="store_true",
                         help="also run the fast backend (and the hull) on noisy normals and on masks eroded/dilated by 1 px")
     parser.add_argument("--quick", action="store_true", help="sphere and the left thalamus at 128², 50k samples")

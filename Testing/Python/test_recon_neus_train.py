@@ -69,8 +69,9 @@ def test_cpu_preset_keeps_the_model_and_losses():
             "lambda_rgb_mse", "lambda_eikonal", "lambda_sparsity", "lambda_normal_smooth", "lr_geometry",
             "lr_texture", "view_weights", "facing_threshold", "geometry_aware")
     assert all(getattr(cpu, name) == getattr(full, name) for name in kept)
-    assert cpu.steps == 1000 and cpu.image_size is None and cpu.samples_per_step < full.samples_per_step
-    assert cpu.occupancy_update_every == 5 and cpu.early_stop_eps == 1e-4 and full.early_stop_eps == 0.0
+    assert cpu.steps == 3000 and cpu.image_size is None and cpu.samples_per_step < full.samples_per_step
+    assert cpu.occupancy_update_every == 16 and NeusConfig.cpu(1000).occupancy_update_every == 5
+    assert cpu.early_stop_eps == 1e-4 and full.early_stop_eps == 0.0
     # the two biased settings of the original are dropped: annealing at 1 from the start, no ranking
     assert cpu.cos_anneal_ratio(0) == 1.0 and (cpu.normal_keep, cpu.rgb_keep, cpu.mask_keep) == (1.0, 1.0, 1.0)
     assert default_config(torch.device("cpu")) == cpu
@@ -176,7 +177,7 @@ SPHERE_RADIUS = 0.72
 #: 1000-step schedule (constant learning rates, 4 hash levels, ≈ 4096 samples ≈ 100–200 rays
 #: per step after early termination, 64³ occupancy grid, 256 random points) on 64² views of a
 #: sphere of radius 0.72 — about a minute of CPU time.
-SHORT_RUN = dataclasses.replace(NeusConfig.cpu(), steps=300)
+SHORT_RUN = dataclasses.replace(NeusConfig.cpu(steps=1000), steps=300)
 #: The same budget with the original's two biased settings: ranking (keep 80/80/90 %) and
 #: cosine annealing that stays near 0.
 SHORT_RUN_BIASED = dataclasses.replace(SHORT_RUN, normal_keep=0.8, rgb_keep=0.8, mask_keep=0.9,

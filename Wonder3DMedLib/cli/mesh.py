@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--recon", choices=RECON_METHODS, default="fast",
         help="fast: visual hull + normal integration on the CPU (seconds); neus: the original NeuS-style "
-        "optimisation (minutes on a GPU, slow on a CPU) (default: fast)",
+        "optimisation (minutes on a GPU; on a CPU a quarter of an hour or more, and less accurate than fast) (default: fast)",
     )
     parser.add_argument("--mc-resolution", type=int, default=192, metavar="N", help="marching-cubes grid size (default: 192)")
     parser.add_argument("--frame", type=Path, metavar="frame.json", help="place the mesh in RAS mm with this frame record")
@@ -44,9 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--neus-steps", type=int, default=None, metavar="N",
-        help="--recon neus only: optimisation steps, the original schedule compressed to N (default: 3000 on "
-        "CUDA as the original; 1000 on CPU, a reduced preset: minutes on an idle 2-core machine, far longer on a busy one; the "
-        "progress bar shows an ETA measured from the steps already run)",
+        help="--recon neus only: optimisation steps, the original schedule compressed to N (default: 3000 as the "
+        "original; on a CPU with a reduced batch, about 15-30 min on 2 cores; fewer steps are faster but, on anatomy, "
+        "no better than the visual hull at 1000; the progress bar shows an ETA measured from the steps already run)",
     )
     add_device_option(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")

@@ -55,7 +55,7 @@ def reconstruct_field(
         Training progress with an ETA from the measured step times; may raise ``Cancelled``.
     steps : int, optional
         Compress the schedule to this many steps (:meth:`NeusConfig.with_steps`); default:
-        3000 on CUDA (the original), the CPU preset's 1000 on CPU.
+        3000 (the original's) on CUDA and, with the CPU preset, on CPU.
     device : {'auto', 'cpu', 'cuda', 'cuda:N'}
     config : NeusConfig, optional
         Replaces the device's default configuration.

@@ -260,15 +260,16 @@ class NeusConfig:
         )
 
     @classmethod
-    def cpu(cls, steps: int = 1000) -> NeusConfig:
-        """Reduced preset for a CPU: minutes instead of hours on 2 cores.
+    def cpu(cls, steps: int = 3000) -> NeusConfig:
+        """Reduced preset for a CPU: a quarter of an hour instead of most of a day on 2 cores.
 
         The original's model, loss terms and weights, and optimiser are kept. The budget
         changes:
 
-        * the schedule is compressed to ``steps`` steps with :meth:`with_steps` (1000 by
-          default; a run ends at the same point of its schedule as the original: 6–7 hash
-          levels, LR 0.1×);
+        * the original's 3000 steps by default; fewer compress the schedule with
+          :meth:`with_steps`, so a run ends at the same point of it (6–7 hash levels, LR 0.1×).
+          Compressing costs accuracy on anatomy: on the left thalamus 1000 steps reach only
+          the visual hull's Chamfer, 3000 steps 0.41× of it;
         * views are used at their own size (``image_size=None``; Wonder3D's are 256²);
         * the marching step is 4× coarser (``num_samples_per_ray=256``, step 0.0135) and each
           step draws about 4096 samples instead of 262 144;
