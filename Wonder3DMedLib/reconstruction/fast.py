@@ -19,7 +19,7 @@ Steps (each in its own module):
 6. fuse hull and carving into a signed distance grid (:mod:`.fusion`).
 
 Views larger than ``FastOptions.working_size`` are resampled to it (thresholds are in working
-pixels). About 10–20 s on two cores for 256² views and a 192³ grid.
+pixels). About 6–11 s on two cores for 256² views and a 192³ grid.
 """
 
 from __future__ import annotations
