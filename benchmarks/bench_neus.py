@@ -131,12 +131,13 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     try:
-        config = dataclasses.replace(NeusConfig.cpu(steps=args.steps), **_overrides(args.set))
+        overrides = _overrides(args.set)
+        config = dataclasses.replace(NeusConfig.cpu(steps=args.steps), **overrides)
     except (TypeError, ValueError) as error:
         parser.error(f"--set: {error}")
     print(f"load average before: {load_average()}  (2-core machine shared with other work)")
-    if args.set:
-        print(f"fields replaced: {_overrides(args.set)}")
+    if overrides:
+        print(f"fields replaced: {overrides}")
     print(f"NeuS CPU preset: {args.steps} steps, views {args.size}², {config.samples_per_step} samples/step "
           f"(≤ {config.max_rays} rays), step {config.render_step_size:.4f}, occupancy {config.occupancy_resolution}³")
     rows = []

@@ -145,13 +145,9 @@ def sphere_case():
 @pytest.fixture(scope="module")
 def thalamus(mricron_templates):
     """The left thalamus of the AAL atlas, smoothed 1 mm, seen from the front (coronal)."""
-    from Wonder3DMedLib.imaging.io import read_volume
+    from benchmarks.recon_cases import reference_shape
 
-    atlas = read_volume(mricron_templates / "aal.nii.gz")
-    surface = label_surface(np.asarray(atlas.array) == 77, atlas.spacing[::-1], smoothing_mm=1.0)
-    surface.vertices = atlas.ijk_to_ras_points(np.asarray(surface.vertices)[:, ::-1] / atlas.spacing)
-    coronal = np.array([[-1.0, 0, 0], [0, 0, 1], [0, 1, 0]])  # x = patient left, y = superior, z = anterior
-    return frame_mesh(surface, rotation=coronal)
+    return reference_shape("thalamus_l", atlas_path=mricron_templates / "aal.nii.gz")
 
 
 def test_sphere(sphere_case):

@@ -45,7 +45,7 @@ from Wonder3DMedLib.reconstruction.anchoring import (
 from Wonder3DMedLib.reconstruction.backends import ReconstructedField
 from Wonder3DMedLib.reconstruction.fusion import fuse_views
 from Wonder3DMedLib.reconstruction.integration import integrate_normals
-from Wonder3DMedLib.reconstruction.view_stack import ViewStack
+from Wonder3DMedLib.reconstruction.view_stack import DETECTION_SMOOTHING_PX, ViewStack
 from Wonder3DMedLib.views import MultiviewImages
 
 __all__ = ["FastOptions", "reconstruct_field", "fast_heights"]
@@ -107,7 +107,7 @@ class FastOptions:
     cut: float = 0.2
     grazing_gap_px: int = 3
     min_piece_px: int = 30
-    smoothing_px: float = 2.0
+    smoothing_px: float = DETECTION_SMOOTHING_PX
     integration_smoothing_px: float = 0.0
     constraint_weight: float = 0.5
     constraint_tolerances_px: tuple[float, ...] = (1.5,)

@@ -17,7 +17,11 @@ from Wonder3DMedLib.reconstruction._images import signed_distance, smooth_normal
 from Wonder3DMedLib.reconstruction.cameras import wonder3d_cameras
 from Wonder3DMedLib.views import MultiviewImages
 
-__all__ = ["ViewStack"]
+__all__ = ["ViewStack", "DETECTION_SMOOTHING_PX"]
+
+#: Gaussian sigma (pixels) of the normals used for detection and confidence: contour crossings
+#: are sign changes of them, and σ 0.15 noise on 1-px-smoothed normals doubled the crossings at 256².
+DETECTION_SMOOTHING_PX = 2.0
 
 
 def _resize_views(views: MultiviewImages, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +79,7 @@ class ViewStack:
     pixel_to_model: np.ndarray
 
     @classmethod
-    def from_views(cls, views: MultiviewImages, *, size: int | None = None, smoothing_px: float = 2.0) -> ViewStack:
+    def from_views(cls, views: MultiviewImages, *, size: int | None = None, smoothing_px: float = DETECTION_SMOOTHING_PX) -> ViewStack:
         """Decode the views (resampled to ``size``² when given and different).
 
         Parameters

@@ -274,7 +274,8 @@ class NeusConfig:
         * the marching step is 4× coarser (``num_samples_per_ray=256``, step 0.0135) and each
           step draws about 4096 samples instead of 262 144;
         * early ray termination (``early_stop_eps=1e-4``): samples hidden behind the surface
-          are not rendered, so those 4096 samples cover 2–4× more rays (≤ 2048);
+          are not rendered, so those 4096 samples cover more rays (at most 2048; 2–4× more on
+          the benchmark sphere, 35–150 per step on the left thalamus);
         * the occupancy grid is 64³ instead of 128³;
         * 256 instead of 2048 random points for the sparsity and smoothness terms.
 
