@@ -281,7 +281,7 @@ class NeusConfig:
           still soft (``inv_s`` ≈ 20), and at 0.95 per refresh most of it stays occupied for
           most of the run, so a step's samples cover fewer rays (on the 64² training-test
           sphere after 300 steps: 0.48 of the box occupied and 75 rays per step at 0.95, 0.30
-          and 160 at 0.5; the ball with its shell fills about 0.25);
+          and 160 at 0.5; the ball itself fills 0.20);
         * 256 instead of 2048 random points for the sparsity and smoothness terms.
 
         Two settings of the original bias the surface, and this preset drops them:
