@@ -45,8 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--neus-steps", type=int, default=None, metavar="N",
         help="--recon neus only: optimisation steps, the original schedule compressed to N (default: 3000 as the "
-        "original; on a CPU with a reduced batch, about 15-30 min on 2 cores; fewer steps are faster but, on anatomy, "
-        "no better than the visual hull at 1000; the progress bar shows an ETA measured from the steps already run)",
+        "original; on a CPU with a reduced batch, 6-30 min on 2 cores depending on the load; fewer steps are faster "
+        "but, on anatomy, barely better than the visual hull at 1000; the progress bar shows an ETA measured from the steps already run)",
     )
     add_device_option(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")

@@ -268,14 +268,15 @@ class NeusConfig:
 
         * the original's 3000 steps by default; fewer compress the schedule with
           :meth:`with_steps`, so a run ends at the same point of it (6–7 hash levels, LR 0.1×).
-          Compressing costs accuracy on anatomy: on the left thalamus 1000 steps reach only
-          the visual hull's Chamfer, 3000 steps 0.41× of it;
+          Compressing costs accuracy on anatomy: on the left thalamus 1000 steps reach 0.82×
+          the visual hull's Chamfer, 3000 steps about 0.35×;
         * views are used at their own size (``image_size=None``; Wonder3D's are 256²);
         * the marching step is 4× coarser (``num_samples_per_ray=256``, step 0.0135) and each
           step draws about 4096 samples instead of 262 144;
         * early ray termination (``early_stop_eps=1e-4``): samples hidden behind the surface
           are not rendered, so those 4096 samples cover more rays (at most 2048; 2–4× more on
-          the benchmark sphere, 35–150 per step on the left thalamus);
+          the benchmark sphere; on the left thalamus 35–200 per step over 1000 steps, up to
+          ≈ 1100 by the end of 3000);
         * the occupancy grid is 64³ instead of 128³, and forgets faster (``occupancy_ema_decay``
           0.5 instead of 0.95): the warm-up marks a thick shell occupied while the surface is
           still soft (``inv_s`` ≈ 20), and at 0.95 per refresh most of it stays occupied for
