@@ -7,6 +7,8 @@ which ``Testing/Python/test_recon_neus_train.py`` and ``benchmarks/bench_recon.p
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import trimesh
@@ -77,6 +79,10 @@ def test_steps_compress_the_device_default():
     assert config.steps == 300 and config.image_size is None, "the CPU preset, compressed"
     assert config.hash_level_update_steps == NeusConfig.cpu(steps=300).hash_level_update_steps
     assert backend_config(torch.device("cuda"), steps=None) == NeusConfig()
+    oracle = backend_config(torch.device("cpu"), steps=300, source="oracle")
+    assert oracle == dataclasses.replace(config, view_weights=(1.0,) * 6), "rendered views: equal view weights"
+    given = NeusConfig.cpu(steps=500)
+    assert backend_config(torch.device("cpu"), config=given, source="oracle") is given, "an explicit config is kept"
     with pytest.raises(InputError, match="positive integer"):
         backend_config(torch.device("cpu"), steps=0)
 

@@ -13,6 +13,7 @@ import trimesh
 from Wonder3DMedLib.errors import Cancelled, InputError
 from Wonder3DMedLib.reconstruction.cameras import model_to_world_rotation, wonder3d_cameras
 from Wonder3DMedLib.reconstruction.neus import NeusConfig, NeusResult, TrainingStats, grid_cell_centres, reconstruct_neus
+from Wonder3DMedLib.reconstruction.neus.config import WONDER3D_VIEW_WEIGHTS
 from Wonder3DMedLib.reconstruction.neus.field import ColorNetwork, NeusField, Variance
 from Wonder3DMedLib.reconstruction.neus.data import training_pixels
 from Wonder3DMedLib.reconstruction.neus.train import default_config, resolve_device
@@ -66,9 +67,10 @@ def test_with_steps_compresses_the_schedule():
 def test_cpu_preset_keeps_the_model_and_losses():
     cpu, full = NeusConfig.cpu(), NeusConfig()
     kept = ("hash_levels", "hash_log2_table_size", "feature_dim", "sdf_hidden", "lambda_normal", "lambda_mask",
-            "lambda_rgb_mse", "lambda_eikonal", "lambda_sparsity", "lambda_normal_smooth", "lr_geometry",
-            "lr_texture", "view_weights", "facing_threshold", "geometry_aware")
+            "lambda_rgb_mse", "lambda_eikonal", "lambda_normal_smooth", "lr_geometry", "lr_texture",
+            "view_weights", "facing_threshold", "geometry_aware", "smoothness_jitter")
     assert all(getattr(cpu, name) == getattr(full, name) for name in kept)
+    assert cpu.random_points == 256 and cpu.lambda_sparsity == 0.0 and full.lambda_sparsity == 0.5
     assert cpu.steps == 3000 and cpu.image_size is None and cpu.samples_per_step < full.samples_per_step
     assert cpu.occupancy_update_every == 16 and NeusConfig.cpu(1000).occupancy_update_every == 5
     assert cpu.early_stop_eps == 1e-4 and full.early_stop_eps == 0.0
@@ -77,6 +79,16 @@ def test_cpu_preset_keeps_the_model_and_losses():
     assert cpu.cos_anneal_ratio(0) == 1.0 and (cpu.normal_keep, cpu.rgb_keep, cpu.mask_keep) == (1.0, 1.0, 1.0)
     assert default_config(torch.device("cpu")) == cpu
     assert default_config(torch.device("cuda")) == full
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_oracle_views_get_equal_view_weights(device):
+    """The original's weights encode distrust of generated side views; rendered views are exact."""
+    generated = default_config(torch.device(device), "diffusion")
+    oracle = default_config(torch.device(device), "oracle")
+    assert generated.view_weights == WONDER3D_VIEW_WEIGHTS == default_config(torch.device(device), "files").view_weights
+    assert oracle.view_weights == (1.0,) * 6
+    assert dataclasses.replace(oracle, view_weights=WONDER3D_VIEW_WEIGHTS) == generated
 
 
 @pytest.mark.parametrize(
@@ -176,14 +188,16 @@ def test_cancel_from_the_progress_callback_stops_the_run(sphere_views):
 SPHERE_RADIUS = 0.72
 #: The reduced configuration of the training test: the first 300 steps of the CPU preset's
 #: 1000-step schedule (constant learning rates, 4 hash levels, ≈ 4096 samples ≈ 100–200 rays
-#: per step after early termination, 64³ occupancy grid with EMA 0.5, 256 random points) on 64² views of a
-#: sphere of radius 0.72 — about a minute of CPU time.
+#: per step after early termination, 64³ occupancy grid with EMA 0.5, 256 random points, no sparsity
+#: term) on 64² views of a sphere of radius 0.72 — about a minute of CPU time.
 SHORT_RUN = dataclasses.replace(NeusConfig.cpu(steps=1000), steps=300)
-#: The same budget with the original's two biased settings, ranking (keep 80/80/90 %) and
-#: cosine annealing that stays near 0, and its occupancy EMA (0.95; with the preset's 0.5 the
-#: shrinkage is as large but varies more with the thread count: 0.035–0.064 measured).
+#: The same budget with the original's settings the preset drops: ranking (keep 80/80/90 %),
+#: cosine annealing that stays near 0 and the sparsity term, and its occupancy EMA (0.95; with
+#: the preset's 0.5 the shrinkage is as large but varies more with the thread count: 0.035–0.064
+#: measured).
 SHORT_RUN_BIASED = dataclasses.replace(SHORT_RUN, normal_keep=0.8, rgb_keep=0.8, mask_keep=0.9,
                                        cos_anneal_end=NeusConfig().with_steps(1000).cos_anneal_end,
+                                       lambda_sparsity=NeusConfig().lambda_sparsity,
                                        occupancy_ema_decay=NeusConfig().occupancy_ema_decay)
 
 
@@ -242,16 +256,17 @@ def test_short_run_zero_level_set_is_near_the_sphere(short_run):
 
 
 @pytest.mark.slow
-def test_the_original_ranking_and_annealing_shrink_the_surface(short_run):
-    """Why the CPU preset drops them: the same 300 steps with the original's ranking and
-    annealing end well inside the sphere (measured 0.063) — the dropped worst rays are the
-    silhouette rays that would push the surface out, and rays passing just outside a soft
-    surface turn partly opaque."""
+def test_the_original_ranking_annealing_and_sparsity_shrink_the_surface(short_run):
+    """Why the CPU preset drops them: the same 300 steps with the original's ranking, annealing
+    and sparsity end well inside the sphere (measured 0.039–0.063, the float sums vary with
+    the threads; 0.022 with ranking and annealing alone) — the dropped worst rays are the silhouette rays that would push the surface out,
+    rays passing just outside a soft surface turn partly opaque, and the sparsity term
+    penalises the surface's area."""
     views = render_views(trimesh.creation.icosphere(subdivisions=5, radius=SPHERE_RADIUS), size=64)
     biased, _ = sphere_crossings(reconstruct_neus(views, config=SHORT_RUN_BIASED, device="cpu"))
     preset, _ = sphere_crossings(short_run[0])
     shrink, preset_offset = SPHERE_RADIUS - biased.mean(), abs(SPHERE_RADIUS - preset.mean())
-    assert shrink > 0.04 and shrink > 4 * preset_offset, (shrink, preset_offset)
+    assert shrink > 0.03 and shrink > 4 * preset_offset, (shrink, preset_offset)
 
 
 @pytest.mark.slow

@@ -19,15 +19,18 @@ from Wonder3DMedLib.views import MultiviewImages
 __all__ = ["reconstruct_field", "backend_config"]
 
 
-def backend_config(device, *, steps: int | None = None, config: NeusConfig | None = None) -> NeusConfig:
-    """The configuration a run uses: ``config`` or the device's default, compressed to ``steps`` if given.
+def backend_config(
+    device, *, steps: int | None = None, config: NeusConfig | None = None, source: str = "files"
+) -> NeusConfig:
+    """The configuration a run uses: ``config`` or the default for the device and the views'
+    ``source`` (:func:`~.train.default_config`), compressed to ``steps`` if given.
 
     Raises
     ------
     InputError
         ``steps`` is not a positive integer.
     """
-    config = default_config(device) if config is None else config
+    config = default_config(device, source) if config is None else config
     if steps is None:
         return config
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -58,7 +61,8 @@ def reconstruct_field(
         3000 (the original's) on CUDA and, with the CPU preset, on CPU.
     device : {'auto', 'cpu', 'cuda', 'cuda:N'}
     config : NeusConfig, optional
-        Replaces the device's default configuration.
+        Replaces the default configuration (the device's, with equal view weights for
+        ``'oracle'`` views).
 
     Returns
     -------
@@ -68,8 +72,8 @@ def reconstruct_field(
         summary (steps, seconds, losses).
     """
     resolved = resolve_device(device)
-    result = reconstruct_neus(views, config=backend_config(resolved, steps=steps, config=config), device=resolved,
-                              progress=progress)
+    config = backend_config(resolved, steps=steps, config=config, source=views.source)
+    result = reconstruct_neus(views, config=config, device=resolved, progress=progress)
 
     def colors(points, normals):
         # Matches Wonder3D: the export feeds the field's own SDF-gradient normal, not the mesh's.

@@ -20,6 +20,7 @@ as in the original); on CPU everything is float32.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 
@@ -30,7 +31,7 @@ from torch.nn import functional as F
 from Wonder3DMedLib.errors import InputError
 from Wonder3DMedLib.progress import ProgressCallback, report
 from Wonder3DMedLib.reconstruction.neus import losses
-from Wonder3DMedLib.reconstruction.neus.config import NeusConfig
+from Wonder3DMedLib.reconstruction.neus.config import EQUAL_VIEW_WEIGHTS, NeusConfig
 from Wonder3DMedLib.reconstruction.neus.data import TrainingPixels, training_pixels
 from Wonder3DMedLib.reconstruction.neus.field import ColorNetwork, NeusField, Variance, tiny_cuda_nn_available
 from Wonder3DMedLib.reconstruction.neus.result import NeusResult, TrainingStats
@@ -71,9 +72,17 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
-def default_config(device: torch.device) -> NeusConfig:
-    """The original's configuration on CUDA, the reduced :meth:`NeusConfig.cpu` preset on CPU."""
-    return NeusConfig() if device.type == "cuda" else NeusConfig.cpu()
+def default_config(device: torch.device, source: str = "files") -> NeusConfig:
+    """The original's configuration on CUDA, the reduced :meth:`NeusConfig.cpu` preset on CPU.
+
+    ``source`` is :attr:`MultiviewImages.source`: the original's unequal view weights encode
+    how far generated side views can be trusted, so views rendered from a reference surface
+    (``'oracle'``, exact in every view) get equal weights (:data:`EQUAL_VIEW_WEIGHTS`).
+    """
+    config = NeusConfig() if device.type == "cuda" else NeusConfig.cpu()
+    if source == "oracle":
+        config = dataclasses.replace(config, view_weights=EQUAL_VIEW_WEIGHTS)
+    return config
 
 
 def _adamw(groups: list[dict], config: NeusConfig) -> torch.optim.AdamW:
@@ -277,7 +286,8 @@ def reconstruct_neus(
         Six views (normals in the front-camera frame, masks, colours), any square size.
     config : NeusConfig, optional
         Defaults to the original's configuration on CUDA and to :meth:`NeusConfig.cpu`
-        (a reduced, documented preset) on CPU.
+        (a reduced, documented preset) on CPU, with equal view weights for ``'oracle'``
+        views (:func:`default_config`).
     device : {'auto', 'cpu', 'cuda', 'cuda:N'}
     progress : callable, optional
         ``progress(fraction, message)``, called about twice a second with the step, the
@@ -296,7 +306,7 @@ def reconstruct_neus(
     started, cpu_started = time.perf_counter(), time.process_time()
     _check_views(views)
     device = resolve_device(device)
-    config = default_config(device) if config is None else config
+    config = default_config(device, views.source) if config is None else config
     report(progress, 0.0, "NeuS: preparing the views")
     pixels = training_pixels(views, size=config.image_size, view_weights=config.view_weights, device=device)
     trainer = NeusTrainer(pixels, config, device)
