@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--recon", choices=RECON_METHODS, default="fast",
         help="fast: visual hull + normal integration on the CPU (seconds); neus: the original NeuS-style "
-        "optimisation (minutes on a GPU; on a CPU 6–30 min depending on the load, and less accurate than fast) (default: fast)",
+        "optimisation (minutes on a GPU; on a CPU 6–40 min depending on the load, and less accurate than fast) (default: fast)",
     )
     parser.add_argument("--mc-resolution", type=int, default=192, metavar="N", help="marching-cubes grid size (default: 192)")
     parser.add_argument("--frame", type=Path, metavar="frame.json", help="place the mesh in RAS mm with this frame record")
@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--neus-steps", type=int, default=None, metavar="N",
         help="--recon neus only: optimisation steps, the original schedule compressed to N (default: 3000 as the "
-        "original; on a CPU with a reduced batch, 6-30 min on 2 cores depending on the load; fewer steps are faster "
+        "original; on a CPU with a reduced batch, 6-40 min on 2 cores depending on the load; fewer steps are faster "
         "but, on anatomy, barely better than the visual hull at 1000; the progress bar shows an ETA measured from the steps already run)",
     )
     add_device_option(parser)

@@ -264,7 +264,7 @@ class NeusConfig:
 
     @classmethod
     def cpu(cls, steps: int = 3000) -> NeusConfig:
-        """Reduced preset for a CPU: minutes instead of most of a day on 2 cores (7–10 idle, far more when shared).
+        """Reduced preset for a CPU: minutes instead of most of a day on 2 cores (6–8 idle, far more when shared).
 
         The original's model, loss terms, and optimiser are kept. The budget changes:
 
@@ -302,7 +302,7 @@ class NeusConfig:
           image, radius up to 0.75) stops growing well inside its silhouettes;
         * no sparsity term (``lambda_sparsity=0``): ``exp(−100·|SDF|)`` at uniform random
           points penalises the volume of the thin shell around the surface, that is its
-          area; without it the 3000-step Chamfer above the sampling floor drops by 12–20 %
+          area; without it the 3000-step Chamfer above the sampling floor drops by 12–21 %
           (sphere, left thalamus), and the floaters it exists to suppress are removed by
           meshing, which keeps the largest component.
 
