@@ -120,19 +120,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--estimate-full", action="store_true", help="also time the original's full configuration")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
-                        help="replace NeusConfig fields of the CPU preset, values as JSON, e.g. "
+                        help="replace NeusConfig fields of the CPU preset (as the product uses it for rendered views), values as JSON, e.g. "
                              "--set normal_keep=0.8 mask_keep=0.9 cos_anneal_end=6667 (the original's ranking and annealing)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
 
     import torch
 
-    from Wonder3DMedLib.reconstruction.neus import NeusConfig
+    from Wonder3DMedLib.reconstruction.neus.backend import backend_config
 
     torch.set_num_threads(args.threads)
     try:
         overrides = _overrides(args.set)
-        config = dataclasses.replace(NeusConfig.cpu(steps=args.steps), **overrides)
+        # the product's default for rendered ('oracle') views: the CPU preset with equal view weights
+        default = backend_config(torch.device("cpu"), steps=args.steps, source="oracle")
+        config = dataclasses.replace(default, **overrides)
     except (TypeError, ValueError) as error:
         parser.error(f"--set: {error}")
     print(f"load average before: {load_average()}  (2-core machine shared with other work)")
