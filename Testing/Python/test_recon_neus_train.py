@@ -260,9 +260,10 @@ def test_short_run_zero_level_set_is_near_the_sphere(short_run):
 def test_the_original_ranking_annealing_and_sparsity_shrink_the_surface(short_run):
     """Why the CPU preset drops them: the same 300 steps with the original's ranking, annealing
     and sparsity end well inside the sphere (measured 0.029–0.063, the float sums vary with
-    the threads and the machine; 0.022 with ranking and annealing alone, the preset within 0.0025) — the dropped worst rays are the
-    silhouette rays that would push the surface out, rays passing just outside a soft surface
-    turn partly opaque, and the sparsity term penalises the surface's area."""
+    the threads and the machine; 0.022 with ranking and annealing alone; the preset within
+    0.0025) — the dropped worst rays are the silhouette rays that would push the surface out,
+    rays passing just outside a soft surface turn partly opaque, and the sparsity term
+    penalises the surface's area."""
     views = render_views(trimesh.creation.icosphere(subdivisions=5, radius=SPHERE_RADIUS), size=64)
     biased, _ = sphere_crossings(reconstruct_neus(views, config=SHORT_RUN_BIASED, device="cpu"))
     preset, _ = sphere_crossings(short_run[0])
