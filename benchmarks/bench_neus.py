@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--estimate-full", action="store_true", help="also time the original's full configuration")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
-                        help="replace NeusConfig fields of the CPU preset (as the product uses it for rendered views), values as JSON, e.g. "
+                        help="replace NeusConfig fields of the CPU preset (as the product uses it for rendered "
+                             "views), values as JSON, e.g. "
                              "--set normal_keep=0.8 mask_keep=0.9 cos_anneal_end=6667 (the original's ranking and annealing)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)

@@ -30,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--recon", choices=RECON_METHODS, default="fast",
         help="fast: visual hull + normal integration on the CPU (seconds); neus: the original NeuS-style "
-        "optimisation (minutes on a GPU; on a CPU 6–40 min depending on the load, and on most shapes slightly less accurate than fast) (default: fast)",
+        "optimisation (minutes on a GPU; on a CPU 6–40 min depending on the load, and on most shapes "
+        "slightly less accurate than fast) (default: fast)",
     )
     parser.add_argument("--mc-resolution", type=int, default=192, metavar="N", help="marching-cubes grid size (default: 192)")
     parser.add_argument("--frame", type=Path, metavar="frame.json", help="place the mesh in RAS mm with this frame record")
