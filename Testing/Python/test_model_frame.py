@@ -86,3 +86,39 @@ def test_bad_frame_records_are_refused(tmp_path):
     (tmp_path / "other.json").write_text('{"format": "something"}')
     with pytest.raises(InputError, match="not a Wonder3DMed frame record"):
         FrameRecord.load(tmp_path / "other.json")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda data: [data], "JSON object, this file holds a list"),
+        (lambda data: {**data, "version": 99}, "version 99 is not supported"),
+        (lambda data: {key: value for key, value in data.items() if key != "mm_per_pixel"}, "missing key 'mm_per_pixel'"),
+        (lambda data: {**data, "image_size": 0}, "image_size must be a positive whole number"),
+        (lambda data: {**data, "image_size": "256"}, "image_size must be a positive whole number"),
+        (lambda data: {**data, "model_frame_to_ras": np.diag([2.0, 2.0, 2.0, 1.0]).tolist()},
+         "model_frame_to_ras disagrees with model_to_ras"),
+        (lambda data: {**data, "model_frame_to_ras": "identity"}, "model_frame_to_ras must be a finite 4×4 matrix"),
+        (lambda data: {**data, "model_frame_to_pixel": np.eye(4).tolist()}, "model_frame_to_pixel disagrees"),
+    ],
+)
+def test_edited_frame_records_are_refused_when_loaded(tmp_path, edit, message):
+    """A record edited by hand fails on loading with what is wrong, not later or silently."""
+    data = _frame().to_dict()
+    path = tmp_path / "frame.json"
+    path.write_text(json.dumps(edit(data)))
+    with pytest.raises(InputError, match=message):
+        FrameRecord.load(path)
+
+
+def test_frame_record_path_that_is_a_folder_is_refused(tmp_path):
+    with pytest.raises(InputError, match="folder, not a frame record"):
+        FrameRecord.load(tmp_path)
+
+
+def test_frame_record_without_derived_matrices_loads(tmp_path):
+    """The derived matrices are for other tools; a record without them is still complete."""
+    data = {key: value for key, value in _frame().to_dict().items() if not key.startswith("model_frame_to")}
+    path = tmp_path / "frame.json"
+    path.write_text(json.dumps(data))
+    assert np.allclose(FrameRecord.load(path).model_frame_to_ras, _frame().model_frame_to_ras)

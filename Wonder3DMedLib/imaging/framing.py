@@ -60,7 +60,10 @@ _FRAME_VERSION = 1
 
 
 def _matrix(value, name: str, shape: tuple[int, int] = (4, 4)) -> np.ndarray:
-    matrix = np.asarray(value, dtype=np.float64)
+    try:
+        matrix = np.asarray(value, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise ValueError(f"{name} must be a finite {shape[0]}×{shape[1]} matrix of numbers, got {str(value)[:40]!r}") from None
     if matrix.shape != shape or not np.all(np.isfinite(matrix)):
         raise ValueError(f"{name} must be a finite {shape[0]}×{shape[1]} matrix, got shape {matrix.shape}")
     if shape == (4, 4):
@@ -239,6 +242,8 @@ class FrameRecord:
             raise ValueError(f"mm_per_pixel must be a positive number, got {self.mm_per_pixel}")
         if self.slice_axis not in ("i", "j", "k"):
             raise ValueError(f"slice_axis must be 'i', 'j' or 'k', got {self.slice_axis!r}")
+        if isinstance(self.image_size, bool) or not isinstance(self.image_size, (int, np.integer)) or self.image_size < 1:
+            raise ValueError(f"image_size must be a positive whole number of pixels, got {self.image_size!r}")
 
     @property
     def model_frame_to_pixel(self) -> np.ndarray:
@@ -274,18 +279,44 @@ class FrameRecord:
 
     @classmethod
     def from_dict(cls, data: dict) -> FrameRecord:
-        """Build from ``frame.json`` content (raises ValueError/KeyError when malformed)."""
+        """Build from ``frame.json`` content (raises ValueError/TypeError when malformed).
+
+        The derived matrices the file also holds (``model_frame_to_pixel``,
+        ``model_frame_to_ras``) must agree with the ones recomputed from ``model_to_ras``
+        and ``image_size``: a record whose derived matrix was edited is refused rather than
+        silently recomputed.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"a frame record is a JSON object, this file holds a {type(data).__name__}")
         if data.get("format") != FRAME_FORMAT:
             raise ValueError(f"not a Wonder3DMed frame record (format is {data.get('format')!r})")
-        return cls(
+        version = data.get("version", _FRAME_VERSION)
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= _FRAME_VERSION:
+            raise ValueError(f"frame record version {version!r} is not supported (this Wonder3DMed reads version {_FRAME_VERSION})")
+        missing = [key for key in ("model_to_ras", "mm_per_pixel", "slice_axis", "slice_index", "ijk_to_ras") if key not in data]
+        if missing:
+            raise ValueError(f"missing key{'s' if len(missing) > 1 else ''} {', '.join(repr(key) for key in missing)}")
+        image_size = data.get("image_size", MODEL_IMAGE_SIZE)
+        if isinstance(image_size, float) and image_size.is_integer():
+            image_size = int(image_size)
+        record = cls(
             model_to_ras=data["model_to_ras"],
             mm_per_pixel=float(data["mm_per_pixel"]),
             slice_axis=data["slice_axis"],
             slice_index=int(data["slice_index"]),
             ijk_to_ras=data["ijk_to_ras"],
-            image_size=int(data.get("image_size", MODEL_IMAGE_SIZE)),
+            image_size=image_size,
             details=dict(data.get("details", {})),
         )
+        for key, expected in (("model_frame_to_pixel", record.model_frame_to_pixel), ("model_frame_to_ras", record.model_frame_to_ras)):
+            if key in data:
+                stored = _matrix(data[key], key)
+                if not np.allclose(stored, expected, rtol=1e-6, atol=1e-6 * max(1.0, float(np.abs(expected).max()))):
+                    raise ValueError(
+                        f"{key} disagrees with model_to_ras and image_size (it is derived from them); "
+                        f"edit model_to_ras instead, or delete {key}"
+                    )
+        return record
 
     def save(self, path: str | Path) -> Path:
         """Write ``frame.json``."""
@@ -303,12 +334,16 @@ class FrameRecord:
             Missing file, invalid JSON or not a frame record.
         """
         path = Path(path)
+        if path.is_dir():
+            raise InputError("this is a folder, not a frame record", path=path, hint="pass the frame.json file inside it")
         try:
             return cls.from_dict(json.loads(path.read_text()))
         except FileNotFoundError:
             raise InputError("frame record not found", path=path, hint="`wonder3dmed prepare` writes frame.json") from None
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, TypeError) as error:
             raise InputError(f"invalid frame record: {error}", path=path) from error
+        except OSError as error:
+            raise InputError(f"cannot read the frame record: {error.strerror or error}", path=path) from error
 
 
 def place_mesh(mesh_model: trimesh.Trimesh, frame: FrameRecord) -> trimesh.Trimesh:
