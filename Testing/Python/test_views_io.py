@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from Wonder3DMedLib.errors import InputError
-from Wonder3DMedLib.views import VIEW_NAMES, MultiviewImages, contact_sheet, load_views, save_views
+from Wonder3DMedLib.views import MIN_VIEW_SIZE, VIEW_NAMES, MultiviewImages, contact_sheet, load_views, save_views
 
 
 @pytest.fixture
@@ -93,4 +93,61 @@ def test_shape_validation():
     with pytest.raises(ValueError, match="square"):
         MultiviewImages(np.zeros((6, 4, 5, 3)), np.zeros((6, 4, 5, 3)), np.zeros((6, 4, 5), bool))
     with pytest.raises(ValueError, match="source"):
-        MultiviewImages(np.zeros((6, 4, 4, 3)), np.zeros((6, 4, 4, 3)), np.zeros((6, 4, 4), bool), source="guess")
+        MultiviewImages(np.zeros((6, 16, 16, 3)), np.zeros((6, 16, 16, 3)), np.zeros((6, 16, 16), bool), source="guess")
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "I;16"])
+def test_grey_level_normal_maps_are_refused_by_name(tmp_path, views, mode):
+    """One channel cannot hold a normal vector: say so, rather than fail later as an empty reconstruction."""
+    save_views(views, tmp_path, sheet=False)
+    path = tmp_path / "normals_000_left.png"
+    Image.open(path).convert(mode).save(path)
+    with pytest.raises(InputError, match=r"normal map of view 'left' is a grey-level image \(mode"):
+        load_views(tmp_path)
+
+
+def test_palette_normal_maps_keep_their_transparency_as_the_mask(tmp_path, views, recwarn):
+    save_views(views, tmp_path, sheet=False)
+    path = tmp_path / "normals_000_front.png"
+    rgba = Image.open(path)
+    palette = rgba.convert("RGB").quantize(colors=255)
+    palette.info["transparency"] = 255  # an unused index: no pixel becomes transparent by accident
+    pixels = np.array(palette)
+    pixels[~views.masks[0]] = 255
+    transparent = Image.fromarray(pixels, mode="P")
+    colours = palette.getpalette()
+    transparent.putpalette(colours + [0] * (768 - len(colours)))  # a full palette, so index 255 exists
+    transparent.save(path, transparency=255)
+    (tmp_path / "masked_colors" / "rgb_000_front.png").unlink()
+    assert np.array_equal(load_views(tmp_path).masks[0], views.masks[0])
+    assert not [w for w in recwarn if "Palette" in str(w.message)]
+
+
+def test_mask_image_of_another_size_is_a_clear_error(tmp_path, views):
+    save_views(views, tmp_path, sheet=False)
+    normal = tmp_path / "normals_000_right.png"
+    Image.open(normal).convert("RGB").save(normal)  # the mask must come from masked_colors
+    masked = tmp_path / "masked_colors" / "rgb_000_right.png"
+    Image.open(masked).resize((16, 16)).save(masked)
+    with pytest.raises(InputError, match="masked colour image of view 'right' is 16×16 pixels, its normal map 32×32"):
+        load_views(tmp_path)
+
+
+def test_views_below_the_minimum_size_are_refused(tmp_path, views):
+    save_views(views, tmp_path, sheet=False)
+    size = MIN_VIEW_SIZE - 1
+    for path in [*tmp_path.glob("*.png"), *tmp_path.glob("masked_colors/*.png")]:
+        Image.open(path).resize((size, size)).save(path)
+    with pytest.raises(InputError, match=f"only {size}×{size} pixels; reconstruction needs at least {MIN_VIEW_SIZE}"):
+        load_views(tmp_path)
+    with pytest.raises(ValueError, match=f"at least {MIN_VIEW_SIZE}×{MIN_VIEW_SIZE} pixels"):
+        MultiviewImages(views.normals[:, :size, :size], views.colors[:, :size, :size], views.masks[:, :size, :size])
+
+
+def test_bad_views_json_and_a_file_instead_of_a_folder(tmp_path, views):
+    save_views(views, tmp_path, sheet=False)
+    (tmp_path / "views.json").write_text("[1, 2]")
+    with pytest.raises(InputError, match="views.json must hold a JSON object, it holds a list"):
+        load_views(tmp_path)
+    with pytest.raises(InputError, match="this is a file, not a views folder"):
+        load_views(tmp_path / "normals_000_front.png")
