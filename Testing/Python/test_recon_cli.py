@@ -67,6 +67,45 @@ def test_existing_output_is_never_replaced_without_overwrite(tmp_path, views_dir
     assert "--overwrite" in capsys.readouterr().err
 
 
+def test_output_that_is_a_folder_is_refused_before_any_work(tmp_path, views_dir, capsys):
+    folder = tmp_path / "mesh.ply"
+    folder.mkdir()
+    for extra in ([], ["--overwrite"]):
+        assert main(["mesh", str(views_dir), "--out", str(folder), *extra]) == 2
+        assert "--out is a folder" in capsys.readouterr().err
+    assert folder.is_dir() and not any(folder.iterdir())
+
+
+def test_writing_never_touches_other_files_beside_the_output(tmp_path, views_dir):
+    """The temporary file is a fresh name: a user's file that looks like one survives."""
+    lookalike = tmp_path / ".blob.partial.ply"
+    lookalike.write_text("user data")
+    out = tmp_path / "blob.ply"
+    assert main(["mesh", str(views_dir), "--out", str(out), "--mc-resolution", "48"]) == 0
+    assert lookalike.read_text() == "user data"
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".blob.partial.ply", "blob.ply"]
+
+
+def test_write_failure_names_the_output_and_leaves_nothing(tmp_path, views_dir, capsys, monkeypatch):
+    from Wonder3DMedLib import mesh_io
+
+    def failing_write(mesh, path, **options):
+        path.write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(mesh_io, "write_mesh", failing_write)
+    out = tmp_path / "blob.ply"
+    assert main(["mesh", str(views_dir), "--out", str(out), "--mc-resolution", "48"]) == 2
+    error = capsys.readouterr().err
+    assert "cannot write the mesh: No space left on device" in error and str(out) in error
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_device_with_the_fast_backend_is_noted_as_ignored(tmp_path, views_dir, capsys):
+    assert main(["mesh", str(views_dir), "--out", str(tmp_path / "m.ply"), "--mc-resolution", "48", "--device", "cuda"]) == 0
+    assert "--device cuda is ignored" in capsys.readouterr().err
+
+
 def test_missing_backend_and_bad_arguments_are_clear_errors(tmp_path, views_dir, capsys, monkeypatch):
     from Wonder3DMedLib.reconstruction import backends
 

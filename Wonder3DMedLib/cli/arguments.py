@@ -81,13 +81,12 @@ def slice_spec(text: str) -> SliceSpec:
     return SliceSpec(axis, value)
 
 
-def add_device_option(parser: argparse.ArgumentParser) -> None:
-    """``--device``: where torch runs."""
-    parser.add_argument(
-        "--device",
-        default="auto",
-        help="torch device: auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps (default: auto)",
-    )
+def add_device_option(
+    parser: argparse.ArgumentParser,
+    help: str = "torch device: auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps (default: auto)",
+) -> None:
+    """``--device``: where torch runs (``help`` for commands whose torch work supports fewer devices)."""
+    parser.add_argument("--device", default="auto", help=help)
 
 
 def add_diffusion_options(parser: argparse.ArgumentParser) -> None:

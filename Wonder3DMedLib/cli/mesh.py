@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from Wonder3DMedLib.cli.arguments import RECON_METHODS, add_device_option
@@ -26,14 +27,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("views_dir", type=Path, metavar="VIEWS_DIR", help="folder holding the six views")
-    parser.add_argument("--out", type=Path, required=True, metavar="MESH.{ply,stl,obj}", help="output mesh file (.ply, .stl, .obj, .vtk or .vtp)")
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="MESH.{ply,stl,obj,vtk,vtp}",
+        help="output mesh file; the suffix picks the format (.ply, .stl, .obj, .vtk or .vtp)",
+    )
     parser.add_argument(
         "--recon", choices=RECON_METHODS, default="fast",
-        help="fast: visual hull + normal integration on the CPU (seconds); neus: the original NeuS-style "
+        help="fast: visual hull + normal integration on the CPU (seconds at the default grid, about a minute "
+        "or two at 512); neus: the original NeuS-style "
         "optimisation (minutes on a GPU; on a CPU 6–40 min depending on the load, and on most shapes "
         "slightly less accurate than fast) (default: fast)",
     )
-    parser.add_argument("--mc-resolution", type=int, default=192, metavar="N", help="marching-cubes grid size (default: 192)")
+    parser.add_argument(
+        "--mc-resolution", type=int, default=192, metavar="N", help="marching-cubes grid size, 32 to 512 (default: 192)"
+    )
     parser.add_argument("--frame", type=Path, metavar="frame.json", help="place the mesh in RAS mm with this frame record")
     parser.add_argument(
         "--smooth", type=int, default=10, metavar="N",
@@ -41,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--max-faces", type=int, default=None, metavar="N",
-        help="decimate to about N triangles when the mesh has more (kept only if it stays closed) (default: no decimation)",
+        help="decimate to about N triangles (at least 100) when the mesh has more (kept only if it stays closed) "
+        "(default: no decimation)",
     )
     parser.add_argument(
         "--neus-steps", type=int, default=None, metavar="N",
@@ -49,7 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "original; on a CPU with a reduced batch, 6-40 min on 2 cores depending on the load; fewer steps are faster "
         "but, on anatomy, barely better than the visual hull at 1000; the progress bar shows an ETA measured from the steps already run)",
     )
-    add_device_option(parser)
+    add_device_option(parser, help="--recon neus only: torch device for the optimisation: auto (CUDA, else CPU), cpu, "
+                      "cuda or cuda:N (default: auto)")
     parser.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     parser.set_defaults(run=run)
 
@@ -60,6 +69,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
 
     if args.out.suffix.lower() not in MESH_SUFFIXES:
         raise InputError(f"unsupported mesh file type '{args.out.suffix}'", path=args.out, hint=f"use one of {', '.join(MESH_SUFFIXES)}")
+    if args.out.is_dir():
+        raise OutputError("--out is a folder", path=args.out, hint="give a file name, e.g. mesh.ply")
     if args.out.exists() and not args.overwrite:
         raise OutputError("the output file exists", path=args.out, hint="choose another --out or pass --overwrite")
     if not args.out.parent.is_dir():
@@ -83,15 +94,35 @@ def _backend_options(args: argparse.Namespace) -> dict:
     return {}
 
 
+def _write_atomically(mesh, out: Path, *, space: str) -> None:
+    """Write next to ``out`` under a fresh hidden name, then rename: a failure never leaves a
+    half-written file, and no existing file but ``out`` (with --overwrite) is ever replaced."""
+    from Wonder3DMedLib.errors import OutputError
+    from Wonder3DMedLib.mesh_io import write_mesh
+
+    descriptor, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=f".partial{out.suffix}", dir=out.parent)
+    os.close(descriptor)
+    partial = Path(name)
+    try:
+        write_mesh(mesh, partial, space=space)
+        os.replace(partial, out)
+    except OSError as error:
+        raise OutputError(f"cannot write the mesh: {error.strerror or error}", path=out) from error
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from Wonder3DMedLib import NOT_FOR_DIAGNOSIS
     from Wonder3DMedLib.imaging.framing import FrameRecord, place_mesh
-    from Wonder3DMedLib.mesh_io import MODEL_SPACE, write_mesh
+    from Wonder3DMedLib.mesh_io import MODEL_SPACE
     from Wonder3DMedLib.progress import StageProgress, TerminalProgress
     from Wonder3DMedLib.reconstruction.backends import reconstruct_mesh
     from Wonder3DMedLib.views import load_views
 
     _check_arguments(args)
+    if args.device != "auto" and args.recon != "neus":
+        print(f"note: --device {args.device} is ignored: only --recon neus uses torch; fast runs on the CPU", file=sys.stderr)
     frame = FrameRecord.load(args.frame) if args.frame is not None else None
     tracker = StageProgress([("read views", 1.0), ("reconstruct", 30.0), ("write", 1.0)], TerminalProgress())
     try:
@@ -108,16 +139,10 @@ def run(args: argparse.Namespace) -> int:
                 **_backend_options(args),
             )
         with tracker.stage("write"):
-            # written next to the target first, so a failure never leaves a half-written or lost file
-            partial = args.out.with_name(f".{args.out.stem}.partial{args.out.suffix}")
-            try:
-                if frame is not None:
-                    write_mesh(place_mesh(result.mesh, frame), partial, space="RAS")
-                else:
-                    write_mesh(result.mesh, partial, space=MODEL_SPACE)
-                os.replace(partial, args.out)
-            finally:
-                partial.unlink(missing_ok=True)
+            if frame is not None:
+                _write_atomically(place_mesh(result.mesh, frame), args.out, space="RAS")
+            else:
+                _write_atomically(result.mesh, args.out, space=MODEL_SPACE)
             written = args.out
     finally:
         tracker.close()
