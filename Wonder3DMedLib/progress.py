@@ -121,7 +121,7 @@ class TerminalProgress:
             step = int(overall / self._log_step + 1e-9)
             if self._logged is None or self._logged[0] != stage or step > self._logged[1]:
                 self._logged = (stage, step)
-                eta = "" if eta_s is None else f" (about {_clock(eta_s)} left)"
+                eta = "" if eta_s is None else f" (whole job: about {_clock(eta_s)} left)"
                 text = f"{stage}: {message}" if message else stage
                 print(f"[{overall * 100:3.0f}%] {text}{eta}", file=self._stream, flush=True)
 
