@@ -3,11 +3,15 @@
 Results are written into a hidden sibling folder and moved into place when the job
 succeeds; on an error or Ctrl-C the partial folder is removed, so a half-written result
 never looks like a finished one. An existing folder with content is only replaced when the
-user asked for it, and only after the new results are complete.
+user asked for it, only after the new results are complete, and only if it is an earlier
+result: every entry in it is listed in the manifest (:data:`MANIFEST_NAME`) that a finished
+result carries. A folder holding anything else (the input volumes, a user's notes) is never
+replaced.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -15,7 +19,22 @@ from pathlib import Path
 
 from Wonder3DMedLib.errors import OutputError
 
-__all__ = ["StagedOutputFolder"]
+__all__ = ["StagedOutputFolder", "MANIFEST_NAME", "foreign_entries"]
+
+#: File in a finished result folder listing the entries Wonder3DMed wrote there.
+MANIFEST_NAME = ".wonder3dmed-output.json"
+_MANIFEST_FORMAT = "wonder3dmed-output"
+
+
+def foreign_entries(folder: Path) -> list[str]:
+    """Names in ``folder`` that its manifest does not list (all of them without a manifest)."""
+    names = sorted(entry.name for entry in folder.iterdir())
+    try:
+        manifest = json.loads((folder / MANIFEST_NAME).read_text())
+        listed = set(manifest["entries"]) if manifest.get("format") == _MANIFEST_FORMAT else set()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        listed = set()
+    return [name for name in names if name != MANIFEST_NAME and name not in listed]
 
 
 class StagedOutputFolder:
@@ -26,16 +45,17 @@ class StagedOutputFolder:
     target : Path
         The folder the user named.
     overwrite : bool
-        Replace an existing, non-empty ``target`` on commit.
+        Replace an existing, non-empty ``target`` on commit, if it is an earlier result.
     replaceable : callable, optional
-        ``replaceable(target) -> bool``: an existing folder this returns True for is
-        replaced even without ``overwrite`` (e.g. an earlier demo's own output).
+        ``replaceable(target) -> bool``: an existing earlier result this returns True for
+        is replaced even without ``overwrite`` (e.g. an earlier demo's own output).
 
     Raises
     ------
     OutputError
-        ``target`` exists with content and may not be replaced, is not a folder, or its
-        parent cannot be written.
+        ``target`` exists with content and may not be replaced (not asked for, or it
+        holds entries Wonder3DMed did not write), is not a folder, or its parent cannot
+        be written.
     """
 
     def __init__(self, target: str | Path, *, overwrite: bool = False, replaceable=None):
@@ -48,7 +68,16 @@ class StagedOutputFolder:
             raise OutputError(
                 "the output folder already exists and is not empty",
                 path=self.target,
-                hint="choose a new --out folder, or pass --overwrite to replace its contents",
+                hint="choose a new --out folder, or pass --overwrite to replace an earlier result there",
+            )
+        foreign = foreign_entries(self.target) if has_content else []
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise OutputError(
+                f"the output folder holds files Wonder3DMed did not write ({shown}); it is only replaced "
+                "when it holds an earlier result and nothing else",
+                path=self.target,
+                hint="choose a new --out folder, or move those files out first",
             )
         parent = self.target.parent
         try:
@@ -67,6 +96,9 @@ class StagedOutputFolder:
 
     def commit(self) -> Path:
         """Move the finished results to the target (replacing it if allowed) and return it."""
+        entries = sorted(entry.name for entry in self.path.iterdir())
+        manifest = {"format": _MANIFEST_FORMAT, "version": 1, "entries": entries}
+        (self.path / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
         backup = None
         if self.target.exists():
             backup = self.target.parent / f".{self.target.name}.old-{secrets.token_hex(3)}"

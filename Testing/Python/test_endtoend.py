@@ -21,6 +21,7 @@ from Wonder3DMedLib.imaging.io import read_volume
 from Wonder3DMedLib.jobs import LabelledPath, ReconstructionJob
 from Wonder3DMedLib.mesh_io import read_mesh
 from Wonder3DMedLib.progress import CancelToken
+from Wonder3DMedLib.output_folder import MANIFEST_NAME, foreign_entries
 
 
 def cli_command() -> list[str]:
@@ -172,6 +173,28 @@ def test_output_folder_rules(tmp_path, mricron_templates):
         run_reconstruction(thalamus_job(mricron_templates, blocker / "out"))
 
 
+def test_overwrite_never_replaces_a_folder_with_files_it_did_not_write(tmp_path, mricron_templates):
+    """--overwrite replaces an earlier result, never the inputs or a user's files around it."""
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for name in ("ch2.nii.gz", "aal.nii.gz", "aal.nii.txt"):
+        shutil.copy(mricron_templates / name, inputs / name)
+    with pytest.raises(OutputError, match=r"holds files Wonder3DMed did not write \(aal.nii.gz, aal.nii.txt, ch2.nii.gz\)"):
+        run_reconstruction(thalamus_job(inputs, inputs, overwrite=True, compare=None))
+    assert sorted(p.name for p in inputs.iterdir()) == ["aal.nii.gz", "aal.nii.txt", "ch2.nii.gz"]
+
+    out = tmp_path / "out"
+    first = run_reconstruction(thalamus_job(mricron_templates, out, compare=None))
+    assert (out / MANIFEST_NAME).is_file() and first.files["mesh"].is_file()
+    (out / "my_notes.txt").write_text("keep me")
+    with pytest.raises(OutputError, match=r"did not write \(my_notes.txt\)"):
+        run_reconstruction(thalamus_job(mricron_templates, out, overwrite=True, compare=None))
+    assert (out / "my_notes.txt").read_text() == "keep me" and first.files["mesh"].is_file()
+    (out / "my_notes.txt").unlink()
+    second = run_reconstruction(thalamus_job(mricron_templates, out, overwrite=True, compare=None))
+    assert second.files["mesh"].is_file() and not foreign_entries(out)
+
+
 def test_cancel_removes_partial_outputs_and_overwrite_replaces(tmp_path, mricron_templates):
     token = CancelToken()
 
@@ -195,6 +218,7 @@ def test_cancel_removes_partial_outputs_and_overwrite_replaces(tmp_path, mricron
 
     out.mkdir()
     (out / "old.txt").write_text("old result")
+    (out / MANIFEST_NAME).write_text(json.dumps({"format": "wonder3dmed-output", "entries": ["old.txt"]}))
     with pytest.raises(KeyboardInterrupt):
         run_reconstruction(thalamus_job(mricron_templates, out, overwrite=True), sink=InterruptAtCompare())
     assert (out / "old.txt").read_text() == "old result", "an interrupted overwrite leaves the old folder alone"

@@ -51,7 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--compare", type=labelled_path, metavar="REFERENCE[:LABEL]", help="compare the mesh with this reference")
     parser.add_argument("--window", metavar="PRESET|C,W", help="intensity window for the framed slice (as in `prepare`)")
     parser.add_argument("--series", metavar="UID", help="which series of a DICOM folder holding several")
-    parser.add_argument("--overwrite", action="store_true", help="replace the contents of an existing output folder")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace an earlier result in the output folder (a folder that also holds files Wonder3DMed did not "
+        "write is never replaced)",
+    )
     parser.set_defaults(run=run)
 
 
