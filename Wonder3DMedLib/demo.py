@@ -117,5 +117,8 @@ def demo_job(out_dir: Path, *, data: DemoData | None = None, weights_available: 
 
 
 def mark_demo_output(folder: Path, job: ReconstructionJob) -> None:
-    """Write the marker that lets a later demo replace this folder."""
+    """Write the marker that lets a later demo replace this folder (and list it as the demo's own)."""
+    from Wonder3DMedLib.output_folder import record_entry
+
     (folder / DEMO_MARKER).write_text(json.dumps({"demo": job.extra.get("demo", "")}) + "\n")
+    record_entry(folder, DEMO_MARKER)

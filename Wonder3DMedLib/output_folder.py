@@ -19,7 +19,7 @@ from pathlib import Path
 
 from Wonder3DMedLib.errors import OutputError
 
-__all__ = ["StagedOutputFolder", "MANIFEST_NAME", "foreign_entries"]
+__all__ = ["StagedOutputFolder", "MANIFEST_NAME", "foreign_entries", "record_entry"]
 
 #: File in a finished result folder listing the entries Wonder3DMed wrote there.
 MANIFEST_NAME = ".wonder3dmed-output.json"
@@ -35,6 +35,14 @@ def foreign_entries(folder: Path) -> list[str]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         listed = set()
     return [name for name in names if name != MANIFEST_NAME and name not in listed]
+
+
+def record_entry(folder: Path, name: str) -> None:
+    """List ``name`` in the manifest of the finished result ``folder`` (a file added after commit)."""
+    path = Path(folder) / MANIFEST_NAME
+    manifest = json.loads(path.read_text())
+    manifest["entries"] = sorted(set(manifest["entries"]) | {name})
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 class StagedOutputFolder:
