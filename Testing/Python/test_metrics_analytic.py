@@ -174,6 +174,18 @@ def test_identical_inputs_give_zeros():
     assert same.hausdorff_mm < 1e-9 and same.dice == 1.0
 
 
+@pytest.mark.parametrize("offset_mm", [15.0, 21.0, 30.0])
+def test_similarity_alignment_does_not_shrink_a_distant_surface_onto_the_reference(offset_mm):
+    """Two identical 10 mm spheres apart: a one-sided ICP shrinks the moving one to a dot on the other."""
+    reference = trimesh.creation.icosphere(subdivisions=4, radius=10.0)
+    prediction = reference.copy()
+    prediction.apply_translation([offset_mm, 0.0, 0.0])
+    result = compare_surfaces(prediction, reference, align="similarity")
+    assert result.alignment["scale"] == pytest.approx(1.0, abs=1e-3)
+    np.testing.assert_allclose(result.alignment["translation_mm"], [-offset_mm, 0.0, 0.0], atol=0.02)
+    assert result.aligned.hausdorff_mm < 0.05 and result.aligned.dice > 0.99
+
+
 def test_rigid_alignment_recovers_a_known_motion():
     ellipsoid = Ellipsoid((20, 14, 9))
     reference = ellipsoid.mesh(4)

@@ -125,10 +125,37 @@ def _plane_step(moved: np.ndarray, found, normals: np.ndarray, weights: np.ndarr
     return step
 
 
-def _icp(points, weights, fixed, start, scale, max_iterations, tolerance_mm, progress, share):
+def _symmetric_cost(reference: tuple[np.ndarray, np.ndarray], moving: MeshDistance):
+    """``cost(matrix, rms)``: RMS over both directions, the reference samples measured to the moved surface.
+
+    One-sided closest-point distances reward shrinking the moving surface onto a patch of
+    the reference (every moved point lands on it); the reverse direction forbids that.
+    """
+    points, weights = reference
+
+    def cost(matrix: np.ndarray, forward_rms: float, forward_weight: float) -> float:
+        scale = float(np.cbrt(abs(np.linalg.det(matrix[:3, :3]))))
+        if not scale > 0:
+            return float("inf")
+        # the distance to M(S) of a point x is scale · the distance to S of M⁻¹x
+        back = moving.unsigned(_transform(points, np.linalg.inv(matrix))) * scale
+        total = forward_rms**2 * forward_weight + np.dot(weights, back**2)
+        return float(np.sqrt(total / (forward_weight + weights.sum())))
+
+    return cost
+
+
+def _icp(points, weights, fixed, start, scale, max_iterations, tolerance_mm, progress, share, cost=None):
+    """ICP from ``start``; candidates are kept when ``cost`` (default: the one-sided RMS) improves."""
+    weight = float(weights.sum())
+
+    def evaluate(candidate):
+        found, rms = _rms(fixed, points, weights, candidate)
+        return found, rms, (rms if cost is None else cost(candidate, rms, weight))
+
     matrix = start.copy()
     face_normals = fixed.face_normals
-    found, rms = _rms(fixed, points, weights, matrix)
+    found, rms, value = evaluate(matrix)
     iteration = 0
     converged = False
     planes = False
@@ -141,17 +168,17 @@ def _icp(points, weights, fixed, start, scale, max_iterations, tolerance_mm, pro
                 moved, found.point, weights=weights, reflection=False, translation=True, scale=scale, return_cost=True
             )
         candidate = step @ matrix
-        candidate_found, candidate_rms = _rms(fixed, points, weights, candidate)
-        improvement = rms - candidate_rms
+        candidate_found, candidate_rms, candidate_value = evaluate(candidate)
+        improvement = value - candidate_value
         if improvement > 0:
-            matrix, found, rms = candidate, candidate_found, candidate_rms
+            matrix, found, rms, value = candidate, candidate_found, candidate_rms, candidate_value
         if planes and improvement < tolerance_mm:
             converged = True
             break
         # Point-to-point has reached its slow phase: finish with point-to-plane.
-        planes = planes or improvement < _SLOW_PHASE * rms
+        planes = planes or improvement < _SLOW_PHASE * value
         report(progress, share[0] + share[1] * iteration / max_iterations, f"ICP iteration {iteration}, RMS {rms:.3f} mm")
-    return matrix, rms, iteration, converged
+    return matrix, rms, iteration, converged, value
 
 
 def align_icp(
@@ -160,6 +187,8 @@ def align_icp(
     fixed: MeshDistance,
     *,
     mode: str = "rigid",
+    moving: MeshDistance | None = None,
+    reference_samples: tuple[np.ndarray, np.ndarray] | None = None,
     max_iterations: int = 60,
     tolerance_mm: float = 1e-6,
     progress: ProgressCallback | None = None,
@@ -175,6 +204,12 @@ def align_icp(
     fixed : MeshDistance
         The fixed (reference) surface.
     mode : {'rigid', 'similarity'}
+    moving : MeshDistance, optional
+        The moving surface itself; with ``reference_samples``, required for 'similarity'.
+    reference_samples : ((m, 3), (m,)) float, optional
+        Reference surface samples and their areas. A similarity transform is judged by the
+        RMS distance in both directions, so it cannot shrink the surface onto a patch of
+        the reference (which drives a one-sided distance to zero).
     max_iterations : int
     tolerance_mm : float
         Switch from point-to-point to point-to-plane, then stop, when the RMS improves
@@ -186,10 +221,19 @@ def align_icp(
     """
     if mode not in ALIGN_MODES:
         raise ValueError(f"mode must be one of {ALIGN_MODES}, got {mode!r}")
+    if mode == "similarity" and (moving is None or reference_samples is None):
+        raise ValueError("similarity alignment needs the moving surface and reference samples")
     points = np.asarray(points, dtype=np.float64)
     weights = np.asarray(weights, dtype=np.float64)
     if len(points) > 2 * _ICP_SAMPLES:
         points, weights = _stratified(points, weights, _ICP_SAMPLES)
+    cost = None
+    if mode == "similarity":
+        reference_points = np.asarray(reference_samples[0], dtype=np.float64)
+        reference_weights = np.asarray(reference_samples[1], dtype=np.float64)
+        if len(reference_points) > 2 * _ICP_SAMPLES:
+            reference_points, reference_weights = _stratified(reference_points, reference_weights, _ICP_SAMPLES)
+        cost = _symmetric_cost((reference_points, reference_weights), moving)
     before = fixed.closest(points)
     rms_before = float(np.sqrt(np.dot(weights, before.distance**2) / weights.sum()))
     centroid_shift = np.eye(4)
@@ -198,10 +242,10 @@ def align_icp(
     best = None
     for number, (name, start) in enumerate(starts.items()):
         result = _icp(points, weights, fixed, start, mode == "similarity", max_iterations, tolerance_mm, progress,
-                      (number / len(starts), 1 / len(starts)))
-        if best is None or result[1] < best[1][1]:
+                      (number / len(starts), 1 / len(starts)), cost)
+        if best is None or result[4] < best[1][4]:
             best = (name, result)
-    name, (matrix, rms, iterations, converged) = best
+    name, (matrix, rms, iterations, converged, _) = best
     linear = matrix[:3, :3]
     scale = float(np.cbrt(np.linalg.det(linear)))
     rotation = linear / scale

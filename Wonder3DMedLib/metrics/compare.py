@@ -303,8 +303,8 @@ def compare_surfaces(
     if align is None:
         report(progress, 1.0, "done")
         return result
-    return _with_alignment(result, prediction, pred_samples, to_reference, reference, align, tolerances,
-                           reference_volume, sample_spacing_mm, grid_voxels, workers, progress)
+    return _with_alignment(result, prediction, (pred_samples, to_prediction), (ref_samples, to_reference), reference,
+                           align, tolerances, reference_volume, sample_spacing_mm, grid_voxels, workers, progress)
 
 
 def _overlap(prediction, reference, pred_check, ref_check, reference_volume, prediction_volume, grid_voxels):
@@ -337,14 +337,16 @@ def _overlap(prediction, reference, pred_check, ref_check, reference_volume, pre
     return info, result.dice, result.iou
 
 
-def _with_alignment(result, prediction, pred_samples, to_reference, reference, align, tolerances, reference_volume,
+def _with_alignment(result, prediction, predicted, referenced, reference, align, tolerances, reference_volume,
                     sample_spacing_mm, grid_voxels, workers, progress):
     """Add the metrics after ICP-aligning the prediction onto the reference."""
 
     def align_progress(fraction: float, message: str) -> None:
         report(progress, 0.9 + 0.05 * fraction, message)
 
-    alignment = align_icp(pred_samples.points, pred_samples.weights, to_reference, mode=align, progress=align_progress)
+    (pred_samples, to_prediction), (ref_samples, to_reference) = predicted, referenced
+    alignment = align_icp(pred_samples.points, pred_samples.weights, to_reference, mode=align, moving=to_prediction,
+                          reference_samples=(ref_samples.points, ref_samples.weights), progress=align_progress)
     moved = prediction.copy()
     moved.apply_transform(alignment.matrix)
     report(progress, 0.95, "metrics after alignment")
