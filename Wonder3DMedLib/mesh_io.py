@@ -44,6 +44,11 @@ MODEL_SPACE = "MODEL"
 _MODEL_MARKER = "FRAME=wonder3d-model"
 
 _SPACE_PATTERN = re.compile(rb"SPACE=(RAS|LPS)")
+_UNITS_PATTERN = re.compile(rb"UNITS=([A-Za-z]+)")
+#: Length units a header may declare, in millimetres.
+_MILLIMETRES_PER_UNIT = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "um": 0.001}
+# Statements of a Wavefront OBJ file (anything else means the file is not an OBJ).
+_OBJ_KEYWORDS = (b"v", b"vt", b"vn", b"vp", b"f", b"l", b"p", b"o", b"g", b"s", b"usemtl", b"mtllib")
 _RAS_LPS = np.array([-1.0, -1.0, 1.0])
 
 
@@ -61,12 +66,16 @@ class MeshFile:
         False when the file carried no ``SPACE=`` tag and ``space_in_file`` is the
         assumed default (Slicer assumes LPS).
     path : Path
+    units_in_file : {'mm', 'cm', 'm', 'um'}
+        The length unit the header declares (``UNITS=``; mm when absent); ``mesh`` is
+        converted to millimetres.
     """
 
     mesh: trimesh.Trimesh
     space_in_file: str
     space_tagged: bool
     path: Path
+    units_in_file: str = "mm"
 
 
 def _check_suffix(path: Path) -> str:
@@ -82,6 +91,20 @@ def _check_suffix(path: Path) -> str:
 
 def _header_tag(path: Path, suffix: str) -> str | None:
     """The ``SPACE=`` tag of a STL, PLY, OBJ or legacy VTK file, if any."""
+    match = _SPACE_PATTERN.search(_header_region(path, suffix))
+    return match.group(1).decode() if match else None
+
+
+def _header_units(path: Path, suffix: str) -> str | None:
+    """The ``UNITS=`` tag of the header, if any (``.vtp``: not read, Wonder3DMed writes mm)."""
+    if suffix == ".vtp":
+        return None
+    match = _UNITS_PATTERN.search(_header_region(path, suffix))
+    return match.group(1).decode() if match else None
+
+
+def _header_region(path: Path, suffix: str) -> bytes:
+    """The free-text header of a STL, PLY, OBJ or legacy VTK file."""
     with open(path, "rb") as stream:
         head = stream.read(4096)
     if suffix == ".stl":
@@ -99,8 +122,25 @@ def _header_tag(path: Path, suffix: str) -> str | None:
     else:  # legacy .vtk: the second line is the free-text header
         parts = head.split(b"\n", 2)
         region = parts[1] if len(parts) > 1 else b""
-    match = _SPACE_PATTERN.search(region)
-    return match.group(1).decode() if match else None
+    return region
+
+
+def _is_valid_empty_file(path: Path, suffix: str) -> bool:
+    """Whether a file that gave no triangles is a well-formed file of its type (not garbage)."""
+    data = path.read_bytes()
+    if not data.strip():
+        return False
+    if suffix == ".stl":
+        ascii_stl = data.lstrip()[:5].lower() == b"solid" and b"endsolid" in data.lower()
+        return ascii_stl or (len(data) >= 84 and len(data) == 84 + 50 * struct.unpack("<I", data[80:84])[0])
+    if suffix == ".ply":
+        return data.startswith(b"ply")
+    if suffix == ".obj":
+        statements = (line.split(maxsplit=1)[0] for line in data.splitlines() if line.strip())
+        return all(word.startswith(b"#") or word in _OBJ_KEYWORDS for word in statements)
+    if suffix == ".vtk":
+        return data.startswith(b"# vtk DataFile")
+    return b"<VTKFile" in data[:1024]
 
 
 def _read_vtk(path: Path, suffix: str) -> tuple[trimesh.Trimesh, str | None]:
@@ -172,11 +212,25 @@ def read_mesh(path: str | Path, *, default_space: str = "LPS") -> MeshFile:
         raise
     except Exception as error:  # trimesh/vtk raise many types on corrupt files
         raise InputError(f"cannot read mesh file: {error}", path=path) from error
+    if len(mesh.faces) == 0 and not _is_valid_empty_file(path, suffix):
+        raise InputError(
+            f"this is not a valid {suffix[1:].upper()} mesh file (no triangles could be read from it)",
+            path=path,
+            hint="check that the file was written completely and that its suffix matches its format",
+        )
+    units = _header_units(path, suffix) or "mm"
+    if units not in _MILLIMETRES_PER_UNIT:
+        raise InputError(
+            f"the file declares UNITS={units}, which is not a length unit this tool knows",
+            path=path,
+            hint=f"use one of {', '.join(_MILLIMETRES_PER_UNIT)} in the header, or remove the tag for millimetres",
+        )
     space = tag or default_space
-    if space == "LPS" and len(mesh.vertices):
+    factor = _MILLIMETRES_PER_UNIT[units] * (_RAS_LPS if space == "LPS" else 1.0)
+    if len(mesh.vertices) and not np.all(factor == 1.0):
         mesh = mesh.copy()
-        mesh.vertices = mesh.vertices * _RAS_LPS
-    return MeshFile(mesh=mesh, space_in_file=space, space_tagged=tag is not None, path=path)
+        mesh.vertices = mesh.vertices * factor
+    return MeshFile(mesh=mesh, space_in_file=space, space_tagged=tag is not None, path=path, units_in_file=units)
 
 
 def _vtp_is_model_frame(path: Path) -> bool:

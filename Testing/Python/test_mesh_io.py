@@ -71,6 +71,38 @@ def test_bad_mesh_inputs_say_what_is_wrong(tmp_path):
         read_mesh(broken)
 
 
+@pytest.mark.parametrize("fmt", ["stl", "ply", "obj", "vtk", "vtp"])
+def test_garbage_is_refused_not_read_as_an_empty_mesh(tmp_path, fmt):
+    path = tmp_path / f"bad.{fmt}"
+    path.write_text("hello\n")
+    with pytest.raises(InputError, match=f"not a valid {fmt.upper()} mesh file|cannot read mesh file"):
+        read_mesh(path)
+    path.write_bytes(b"")
+    with pytest.raises(InputError, match=f"not a valid {fmt.upper()} mesh file|cannot read mesh file"):
+        read_mesh(path)
+
+
+def test_a_well_formed_empty_file_is_an_empty_mesh(tmp_path):
+    path = tmp_path / "empty.stl"
+    path.write_bytes(b"SPACE=RAS".ljust(80, b" ") + (0).to_bytes(4, "little"))
+    assert len(read_mesh(path).mesh.faces) == 0
+    path.write_text("solid empty\nendsolid empty\n")
+    assert len(read_mesh(path).mesh.faces) == 0
+
+
+def test_declared_units_are_converted_to_millimetres(tmp_path, mesh_ras):
+    metres = mesh_ras.copy()
+    metres.vertices = metres.vertices / 1000.0
+    path = tmp_path / "metres.ply"
+    metres.export(path)
+    path.write_bytes(path.read_bytes().replace(b"end_header", b"comment SPACE=RAS UNITS=m\nend_header", 1))
+    loaded = read_mesh(path)
+    assert loaded.units_in_file == "m" and np.allclose(loaded.mesh.bounds, mesh_ras.bounds, atol=1e-6)
+    path.write_bytes(path.read_bytes().replace(b"UNITS=m", b"UNITS=furlong", 1))
+    with pytest.raises(InputError, match="UNITS=furlong, which is not a length unit"):
+        read_mesh(path)
+
+
 @pytest.mark.parametrize("fmt", ["stl", "ply", "vtk", "vtp", "obj"])
 @pytest.mark.parametrize("space", ["RAS", "LPS"])
 def test_slicer_storage_node_reads_our_files_at_the_same_ras_position(mrml_scene, tmp_path, mesh_ras, fmt, space):

@@ -86,6 +86,10 @@ def test_empty_inputs_have_documented_values_and_flags(pair, empty_side, tmp_pat
         assert result.surface_dice == {"1.0": 0.0, "2.0": 0.0}
         assert result.dice == 0.0 and result.iou == 0.0
         assert result.volume_diff_rel == (-1.0 if empty_side == "prediction" else math.inf)
+        # the other side's volume is still reported, consistent with the relative difference
+        other = pair[1] if empty_side == "prediction" else pair[0]
+        shown = result.volume_ref_mm3 if empty_side == "prediction" else result.volume_pred_mm3
+        assert shown == pytest.approx(abs(other.volume), rel=1e-6)
     assert math.isnan(result.centroid_offset_mm)
     report = json.loads(write_report(result, tmp_path / "r.json").read_text())
     expected = None if empty_side == "both" else "inf"

@@ -91,11 +91,18 @@ def _same_grid(a: Volume, b: Volume) -> bool:
     return a.array.shape == b.array.shape and np.allclose(a.ijk_to_ras, b.ijk_to_ras, atol=1e-6)
 
 
-def _empty_result(pred: MeshCheck, ref: MeshCheck, tolerances, inputs, warnings, prediction_mesh) -> ComparisonResult:
+def _side_volume(mesh: trimesh.Trimesh, check: MeshCheck) -> float:
+    """0 for an empty side, the enclosed volume of a closed one, NaN for an open one."""
+    if check.empty:
+        return 0.0
+    return volume_and_centroid(mesh)[0] if check.closed else float("nan")
+
+
+def _empty_result(pred: MeshCheck, ref: MeshCheck, tolerances, inputs, warnings, prediction_mesh,
+                  meshes: tuple[trimesh.Trimesh, trimesh.Trimesh]) -> ComparisonResult:
     both = pred.empty and ref.empty
     distance = float("nan") if both else float("inf")
-    volume_pred = 0.0 if pred.empty else float("nan")
-    volume_ref = 0.0 if ref.empty else float("nan")
+    volume_pred, volume_ref = _side_volume(meshes[0], pred), _side_volume(meshes[1], ref)
     if both:
         difference = float("nan")
     elif ref.empty:
@@ -206,7 +213,7 @@ def compare_surfaces(
     inputs["prediction"] = {**inputs["prediction"], "surface": pred_check.as_dict()}
     inputs["reference"] = {**inputs["reference"], "surface": ref_check.as_dict()}
     if pred_check.empty or ref_check.empty:
-        return _empty_result(pred_check, ref_check, tolerances, inputs, warnings, original)
+        return _empty_result(pred_check, ref_check, tolerances, inputs, warnings, original, (prediction, reference))
     for name, check in (("prediction", pred_check), ("reference", ref_check)):
         if not check.closed:
             warnings.append(f"the {name} surface is not closed: its volume, centroid and overlap are not defined; "

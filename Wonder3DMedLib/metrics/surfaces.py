@@ -309,11 +309,14 @@ def load_surface(
                 f"{path.name} has no SPACE= tag; read as {read.space_in_file} like 3D Slicer does. If it was written "
                 "in RAS, its x and y are mirrored here: re-export it from Slicer or add 'SPACE=RAS' to its header.",
             )
+        if read.units_in_file != "mm":
+            warnings += (f"{path.name} declares UNITS={read.units_in_file}; its coordinates were converted to mm.",)
         description = {
             "file": path.name,
             "kind": "mesh",
             "space_in_file": read.space_in_file,
             "space_tagged": read.space_tagged,
+            "units_in_file": read.units_in_file,
             "vertices": int(len(mesh.vertices)),
             "faces": int(len(mesh.faces)),
         }
