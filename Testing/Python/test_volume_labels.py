@@ -58,6 +58,13 @@ def test_aal_labels_by_value_and_name(mricron_templates):
         label_mask(labelled, None)
     with pytest.raises(InputError, match="no label named 'Cerebellum_99'"):
         label_mask(labelled, "Cerebellum_99")
+    with pytest.raises(InputError, match=r"no label named 'Thalamus_X' \(did you mean Thalamus_L or Thalamus_R\?\)"):
+        label_mask(labelled, "Thalamus_X")
+    with pytest.raises(InputError, match="label 0 is the background of a labelmap, not an object"):
+        label_mask(labelled, 0)
+    unknown = mricron_templates / "aal.nii.txt"
+    with pytest.raises(InputError, match="'.txt' is neither a mesh nor an image format"):
+        read_labelmap(unknown)
 
 
 def test_slicer_segmentation_file_names_its_segments(mrml_scene, tmp_path):

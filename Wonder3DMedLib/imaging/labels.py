@@ -11,6 +11,8 @@ read ``<value> <name> ...``. Without a label the file must hold a single object.
 
 from __future__ import annotations
 
+import difflib
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +86,12 @@ def read_labelmap(path: str | Path) -> LabelledVolume:
         reader.SetFileName(str(path))
         image = reader.Execute()
     except RuntimeError as error:
+        if "Unable to determine ImageIO reader" in str(error):
+            raise InputError(
+                f"'{path.suffix}' is neither a mesh nor an image format this tool reads",
+                path=path,
+                hint="meshes: .stl .ply .obj .vtk .vtp; labelmaps: .nii .nii.gz .nrrd .seg.nrrd .mha .mhd",
+            ) from None
         raise InputError(f"cannot read labelmap: {str(error).strip().splitlines()[-1]}", path=path) from error
     names: dict[int, str] = {}
     segment_layers: dict[int, int] = {}
@@ -169,12 +177,25 @@ def label_mask(labelled: LabelledVolume, label: str | int | None) -> tuple[np.nd
         except ValueError:
             matches = [v for v, n in labelled.names.items() if n.lower() == text.lower()]
             if not matches:
-                known = ", ".join(sorted(labelled.names.values())[:_MAX_LISTED]) or "none (no colour table found)"
+                spelled = {n.lower(): n for n in labelled.names.values()}
+                close = difflib.get_close_matches(text.lower(), list(spelled), n=4, cutoff=0.6)
+                if close:
+                    known = " (did you mean " + " or ".join(sorted(spelled[c] for c in close)) + "?)"
+                else:
+                    names = sorted(labelled.names.values())
+                    known = "; known names: " + (", ".join(names[:_MAX_LISTED]) or "none (no colour table found)")
+                    known += f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
                 raise InputError(
-                    f"no label named '{text}'; known names: {known}; labels present: {_describe(present, labelled.names)}",
+                    f"no label named '{text}'{known}; labels present: {_describe(present, labelled.names)}",
                     path=where,
                 ) from None
             value = matches[0]
+        if value == 0:
+            raise InputError(
+                "label 0 is the background of a labelmap, not an object; pick one of the labels present: "
+                f"{_describe(present, labelled.names)}",
+                path=where,
+            )
         if value not in present:
             raise InputError(
                 f"label {value} is not in the labelmap; labels present: {_describe(present, labelled.names)}",
