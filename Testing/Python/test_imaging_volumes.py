@@ -30,6 +30,15 @@ def test_two_dimensional_image_is_a_single_slice(tmp_path):
     sitk.WriteImage(image, str(tmp_path / "plane.nrrd"))
     volume = read_volume(tmp_path / "plane.nrrd")
     assert volume.array.shape == (1, 3, 4) and np.allclose(volume.spacing[:2], [0.5, 0.25])
+    assert "notes" not in volume.metadata
+
+
+def test_a_picture_says_its_millimetres_are_assumed(tmp_path):
+    """A PNG has no spacing or orientation: it is read with 1 mm pixels, and says so."""
+    sitk.WriteImage(sitk.GetImageFromArray(np.arange(12, dtype=np.uint8).reshape(3, 4)), str(tmp_path / "slice.png"))
+    volume = read_volume(tmp_path / "slice.png")
+    assert volume.array.shape == (1, 3, 4) and np.allclose(volume.spacing, 1.0)
+    assert any("no pixel spacing or orientation" in note for note in volume.metadata["notes"])
 
 
 def test_four_d_volumes_are_refused_unless_one_volume(tmp_path):

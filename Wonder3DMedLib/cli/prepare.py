@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "prepare",
         help="frame the object on one slice for Wonder3D (input.png + frame.json)",
         description=(
-            "Read a volume (DICOM file or series folder, NIfTI, NRRD, MHA/MHD), take one slice, window it "
+            "Read a volume (DICOM file or series folder, NIfTI, NRRD, MHA/MHD; a 2D picture such as PNG is read "
+            "as one slice of 1 mm pixels, with a note), take one slice, window it "
             "to 8 bit, isolate the object (a mask file or an automatic mask) and frame it exactly as "
             "Wonder3D preprocesses its input. Writes input.png (RGBA 256x256), frame.json (model frame <-> "
             "slice pixels <-> RAS mm) and slice_preview.png (the windowed slice with the mask outline)."

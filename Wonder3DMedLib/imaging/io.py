@@ -36,6 +36,8 @@ __all__ = [
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 _SITK_FORMATS = "NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd)"
+# Picture formats SimpleITK reads without any spatial information.
+_PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 @dataclass(frozen=True, eq=False)
@@ -229,7 +231,14 @@ def _read_with_sitk(path: Path) -> Volume:
     if "complex" in image.GetPixelIDTypeAsString():
         raise InputError("the image holds complex values; pass magnitude images", path=path)
     volume = volume_from_sitk(image)
-    return Volume(volume.array, volume.ijk_to_ras, metadata={"format": _format_name(path)})
+    metadata = {"format": _format_name(path)}
+    if path.suffix.lower() in _PICTURE_SUFFIXES:
+        metadata["notes"] = [
+            f"{path.suffix.lstrip('.').upper()} pictures hold no pixel spacing or orientation: read as 1 mm pixels "
+            "in an identity (RAS) orientation, so millimetre values and patient directions assume that; use DICOM, "
+            "NIfTI or NRRD for real geometry"
+        ]
+    return Volume(volume.array, volume.ijk_to_ras, metadata=metadata)
 
 
 def _nifti_extent(header: bytes) -> tuple[int, int, list[int]] | None:
