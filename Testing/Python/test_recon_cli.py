@@ -84,6 +84,7 @@ def test_writing_never_touches_other_files_beside_the_output(tmp_path, views_dir
     assert main(["mesh", str(views_dir), "--out", str(out), "--mc-resolution", "48"]) == 0
     assert lookalike.read_text() == "user data"
     assert sorted(path.name for path in tmp_path.iterdir()) == [".blob.partial.ply", "blob.ply"]
+    assert out.stat().st_mode & 0o777 == lookalike.stat().st_mode & 0o777, "the usual permissions, not a temp file's"
 
 
 def test_write_failure_names_the_output_and_leaves_nothing(tmp_path, views_dir, capsys, monkeypatch):

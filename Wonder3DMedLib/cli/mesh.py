@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
-import tempfile
 from pathlib import Path
 
 from Wonder3DMedLib.cli.arguments import RECON_METHODS, add_device_option
@@ -100,9 +100,9 @@ def _write_atomically(mesh, out: Path, *, space: str) -> None:
     from Wonder3DMedLib.errors import OutputError
     from Wonder3DMedLib.mesh_io import write_mesh
 
-    descriptor, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=f".partial{out.suffix}", dir=out.parent)
-    os.close(descriptor)
-    partial = Path(name)
+    partial = out.with_name(f".{out.stem}.partial-{os.getpid()}-{secrets.token_hex(4)}{out.suffix}")
+    while partial.exists():
+        partial = out.with_name(f".{out.stem}.partial-{os.getpid()}-{secrets.token_hex(4)}{out.suffix}")
     try:
         write_mesh(mesh, partial, space=space)
         os.replace(partial, out)
