@@ -224,7 +224,9 @@ def load_views(folder: str | Path) -> MultiviewImages:
     """
     folder = Path(folder)
     if folder.is_file():
-        raise InputError("this is a file, not a views folder", path=folder, hint="pass the folder that holds normals_000_front.png")
+        raise InputError(
+            "this is a file, not a views folder", path=folder, hint="pass the folder that holds normals_000_front.png"
+        )
     if not folder.is_dir():
         raise InputError("views folder not found", path=folder, hint="pass the folder that holds normals_000_front.png")
     normals, colors, masks = [], [], []
@@ -238,7 +240,9 @@ def load_views(folder: str | Path) -> MultiviewImages:
             )
         normal = _read_png(normal_path, what=f"the normal map of view '{name}'")
         masked_path = folder / "masked_colors" / f"rgb_000_{name}.png"
-        masked = _read_png(masked_path, what=f"the masked colour image of view '{name}'") if masked_path.exists() else None
+        masked = None
+        if masked_path.exists():
+            masked = _read_png(masked_path, what=f"the masked colour image of view '{name}'")
         if masked is not None and masked.shape[:2] != normal.shape[:2]:
             raise InputError(
                 f"masked colour image of view '{name}' is {masked.shape[1]}×{masked.shape[0]} pixels, "

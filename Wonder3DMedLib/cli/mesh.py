@@ -122,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
 
     _check_arguments(args)
     if args.device != "auto" and args.recon != "neus":
-        print(f"note: --device {args.device} is ignored: only --recon neus uses torch; fast runs on the CPU", file=sys.stderr)
+        print(f"note: --device {args.device} is ignored: only --recon neus uses torch; fast runs on the CPU",
+              file=sys.stderr)
     frame = FrameRecord.load(args.frame) if args.frame is not None else None
     tracker = StageProgress([("read views", 1.0), ("reconstruct", 30.0), ("write", 1.0)], TerminalProgress())
     try:

@@ -63,7 +63,9 @@ def _matrix(value, name: str, shape: tuple[int, int] = (4, 4)) -> np.ndarray:
     try:
         matrix = np.asarray(value, dtype=np.float64)
     except (ValueError, TypeError):
-        raise ValueError(f"{name} must be a finite {shape[0]}×{shape[1]} matrix of numbers, got {str(value)[:40]!r}") from None
+        raise ValueError(
+            f"{name} must be a finite {shape[0]}×{shape[1]} matrix of numbers, got {str(value)[:40]!r}"
+        ) from None
     if matrix.shape != shape or not np.all(np.isfinite(matrix)):
         raise ValueError(f"{name} must be a finite {shape[0]}×{shape[1]} matrix, got shape {matrix.shape}")
     if shape == (4, 4):
@@ -242,7 +244,8 @@ class FrameRecord:
             raise ValueError(f"mm_per_pixel must be a positive number, got {self.mm_per_pixel}")
         if self.slice_axis not in ("i", "j", "k"):
             raise ValueError(f"slice_axis must be 'i', 'j' or 'k', got {self.slice_axis!r}")
-        if isinstance(self.image_size, bool) or not isinstance(self.image_size, (int, np.integer)) or self.image_size < 1:
+        whole = isinstance(self.image_size, (int, np.integer)) and not isinstance(self.image_size, bool)
+        if not whole or self.image_size < 1:
             raise ValueError(f"image_size must be a positive whole number of pixels, got {self.image_size!r}")
 
     @property
@@ -292,8 +295,11 @@ class FrameRecord:
             raise ValueError(f"not a Wonder3DMed frame record (format is {data.get('format')!r})")
         version = data.get("version", _FRAME_VERSION)
         if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= _FRAME_VERSION:
-            raise ValueError(f"frame record version {version!r} is not supported (this Wonder3DMed reads version {_FRAME_VERSION})")
-        missing = [key for key in ("model_to_ras", "mm_per_pixel", "slice_axis", "slice_index", "ijk_to_ras") if key not in data]
+            raise ValueError(
+                f"frame record version {version!r} is not supported (this Wonder3DMed reads version {_FRAME_VERSION})"
+            )
+        required = ("model_to_ras", "mm_per_pixel", "slice_axis", "slice_index", "ijk_to_ras")
+        missing = [key for key in required if key not in data]
         if missing:
             raise ValueError(f"missing key{'s' if len(missing) > 1 else ''} {', '.join(repr(key) for key in missing)}")
         image_size = data.get("image_size", MODEL_IMAGE_SIZE)
@@ -308,7 +314,8 @@ class FrameRecord:
             image_size=image_size,
             details=dict(data.get("details", {})),
         )
-        for key, expected in (("model_frame_to_pixel", record.model_frame_to_pixel), ("model_frame_to_ras", record.model_frame_to_ras)):
+        derived = {"model_frame_to_pixel": record.model_frame_to_pixel, "model_frame_to_ras": record.model_frame_to_ras}
+        for key, expected in derived.items():
             if key in data:
                 stored = _matrix(data[key], key)
                 if not np.allclose(stored, expected, rtol=1e-6, atol=1e-6 * max(1.0, float(np.abs(expected).max()))):
@@ -335,7 +342,9 @@ class FrameRecord:
         """
         path = Path(path)
         if path.is_dir():
-            raise InputError("this is a folder, not a frame record", path=path, hint="pass the frame.json file inside it")
+            raise InputError(
+                "this is a folder, not a frame record", path=path, hint="pass the frame.json file inside it"
+            )
         try:
             return cls.from_dict(json.loads(path.read_text()))
         except FileNotFoundError:
