@@ -117,6 +117,10 @@ def _check_inputs(job: ReconstructionJob) -> None:
         path = getattr(value, "path", value)
         if path is not None and not Path(path).exists():
             raise InputError(f"the {name} file does not exist", path=path)
+    if job.mode != "oracle":
+        from Wonder3DMedLib.diffusion.generate import check_sampling_options
+
+        check_sampling_options(steps=job.steps, guidance=job.guidance, eta=1.0, seed=job.seed)
 
 
 def run_reconstruction(

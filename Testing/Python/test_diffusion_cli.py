@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -76,6 +77,48 @@ def test_missing_weights_and_inputs_are_plain_errors(prepared, tmp_path, capsys)
     assert "input image not found" in capsys.readouterr().err
     assert main(["views", str(prepared), "--out", str(tmp_path / "o"), "--device", "cpu", "--dtype", "float16"]) == 2
     assert "float16 needs a GPU" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--steps", "0"], r"--steps\) must be a whole number of at least 1"),
+        (["--guidance", "nan"], r"--guidance\) must be a finite number"),
+        (["--eta", "-1"], r"--eta\) must be 0 or more"),
+        (["--seed", "99999999999999999999"], r"--seed\) must be a whole number from 0 to 2\^64 - 1"),
+    ],
+)
+def test_bad_sampling_options_are_refused_before_loading(prepared, tmp_path, capsys, option, message):
+    """Checked by name before the weights are even looked for (the folder here does not exist)."""
+    assert main(["views", str(prepared), "--weights", str(tmp_path / "none"), "--out", str(tmp_path / "o"), *option]) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_steps_above_the_scheduler_limit_are_refused(prepared, weights, tmp_path, capsys):
+    """DDIM's leading spacing with steps_offset 1 reaches timestep T at T steps: the limit is T - 1."""
+    args = ["views", str(prepared), "--weights", str(weights), "--out", str(tmp_path / "o")]
+    assert main([*args, "--steps", "1000"]) == 2
+    assert "--steps) must be a whole number from 1 to 999, got 1000" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_unframed_input_never_reuses_a_frame_left_in_the_output(prepared, weights, tmp_path, capsys):
+    out = tmp_path / "views"
+    assert main(["views", str(prepared), "--weights", str(weights), "--out", str(out), "--steps", "1"]) == 0
+    frame_before = (out / "frame.json").read_bytes()
+    capsys.readouterr()
+    plain = tmp_path / "plain.png"
+    Image.open(prepared / "input.png").save(plain)
+    assert main(["views", str(plain), "--weights", str(weights), "--out", str(out), "--steps", "1", "--overwrite"]) == 2
+    assert "holds a frame.json, which would not describe views of this unframed input" in capsys.readouterr().err
+    assert (out / "frame.json").read_bytes() == frame_before
+
+
+def test_an_oversized_input_picture_is_a_clear_error(tmp_path, capsys):
+    huge = tmp_path / "huge.png"
+    Image.new("L", (15000, 15000)).save(huge)
+    assert main(["views", str(huge), "--weights", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "too large to be a framed object picture" in capsys.readouterr().err
 
 
 def test_help_lists_the_contract_options():

@@ -142,6 +142,27 @@ def test_missing_weights_say_how_to_get_them_and_offer_the_oracle(tmp_path, mric
     assert not (tmp_path / "out").exists()
 
 
+def test_sigterm_removes_the_partial_folder_like_ctrl_c(tmp_path, mricron_templates):
+    """A GUI's terminate() or `kill` sends SIGTERM: the job unwinds and leaves nothing behind."""
+    import signal
+    import time
+
+    aal = f"{mricron_templates / 'aal.nii.gz'}:77"
+    process = subprocess.Popen(
+        [*cli_command(), "reconstruct", str(mricron_templates / "ch2.nii.gz"), "--slice", "axial:78", "--mask", aal,
+         "--oracle", aal, "--out", str(tmp_path / "out")],
+        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=offline_env(tmp_path),
+    )
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.partial-*")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert "interrupted; no output was written" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial-*"))
+
+
 def test_slice_without_the_object_and_empty_masks_are_refused(tmp_path, mricron_templates, no_weights):
     with pytest.raises(InputError, match=r"has no voxel on this slice .* choose a slice between|spans indices"):
         run_reconstruction(thalamus_job(mricron_templates, tmp_path / "a", slice_index=20))

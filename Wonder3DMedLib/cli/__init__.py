@@ -8,7 +8,9 @@ so ``--help`` is instant.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 from Wonder3DMedLib import NOT_FOR_DIAGNOSIS, __version__
 from Wonder3DMedLib.errors import Cancelled, Wonder3DMedError
@@ -48,22 +50,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a GUI's terminate, ``kill``), unwound like Ctrl-C so partial outputs are removed."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated()
+
+
+def interruption_exit_code(interruption: KeyboardInterrupt) -> int:
+    """143 for SIGTERM, 130 for Ctrl-C (for commands that report an interruption themselves)."""
+    return 143 if isinstance(interruption, _Terminated) else 130
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``wonder3dmed`` and return its exit code.
 
     Exit codes: 0 success, 1 the command ran but found a problem (e.g. ``doctor``),
-    2 bad input or usage (a message says what to change), 130 cancelled/interrupted.
+    2 bad input or usage (a message says what to change), 130 cancelled/interrupted,
+    143 terminated (SIGTERM); on both, partial outputs are removed.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         return int(args.run(args) or 0)
+    except _Terminated:
+        print(f"wonder3dmed {args.command}: terminated", file=sys.stderr)
+        return 143
     except (Cancelled, KeyboardInterrupt):
         print(f"wonder3dmed {args.command}: interrupted", file=sys.stderr)
         return 130
     except Wonder3DMedError as error:
         print(f"wonder3dmed {args.command}: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)

@@ -29,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from Wonder3DMedLib.cli import interruption_exit_code
     from Wonder3DMedLib.cli._results import print_result
     from Wonder3DMedLib.demo import demo_job, find_demo_data, is_demo_output, mark_demo_output
     from Wonder3DMedLib.endtoend import run_reconstruction
@@ -41,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
           + ("oracle (no Wonder3D weights found; see `wonder3dmed doctor`)" if job.oracle else "Wonder3D diffusion"))
     try:
         result = run_reconstruction(job, sink=TerminalProgress(), replaceable=is_demo_output)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:
         print(f"wonder3dmed demo: interrupted; no output was written to {args.out}", file=sys.stderr)
-        return 130
+        return interruption_exit_code(interruption)
     mark_demo_output(result.out_dir, job)
     print_result(result)
     return 0

@@ -60,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from Wonder3DMedLib.cli import interruption_exit_code
     from Wonder3DMedLib.cli._results import print_result
     from Wonder3DMedLib.endtoend import run_reconstruction
     from Wonder3DMedLib.jobs import ReconstructionJob
@@ -88,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         result = run_reconstruction(job, sink=TerminalProgress())
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:
         print(f"wonder3dmed reconstruct: interrupted; no output was written to {args.out}", file=sys.stderr)
-        return 130
+        return interruption_exit_code(interruption)
     print_result(result)
     return 0

@@ -64,6 +64,12 @@ def _input_image(path: Path):
     try:
         with Image.open(image_path) as opened:
             image = opened.copy()
+    except Image.DecompressionBombError:
+        raise InputError(
+            "the input image is too large to be a framed object picture (over Pillow's size limit)",
+            path=image_path,
+            hint="crop it around the object and scale it down (Wonder3D works at 256×256)",
+        ) from None
     except OSError as error:
         raise InputError(f"cannot read the input image: {error}", path=image_path) from None
     frame = image_path.parent / _FRAME_FILE
@@ -86,12 +92,21 @@ def _check_output(out: Path, overwrite: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from Wonder3DMedLib import NOT_FOR_DIAGNOSIS
-    from Wonder3DMedLib.diffusion.generate import generate_views, load_pipeline
+    from Wonder3DMedLib.errors import OutputError
+    from Wonder3DMedLib.diffusion.generate import check_sampling_options, generate_views, load_pipeline
     from Wonder3DMedLib.progress import StageProgress, TerminalProgress
     from Wonder3DMedLib.views import save_views
 
+    check_sampling_options(steps=args.steps, guidance=args.guidance, eta=args.eta, seed=args.seed)
     image, frame = _input_image(args.input)
     _check_output(args.out, args.overwrite)
+    if frame is None and (args.out / _FRAME_FILE).is_file():
+        raise OutputError(
+            "the output folder holds a frame.json, which would not describe views of this unframed input "
+            "(`mesh --frame` would place the surface wrongly)",
+            path=args.out / _FRAME_FILE,
+            hint="choose another --out, or move that frame.json away if you no longer need it",
+        )
     tracker = StageProgress([("load", 1), ("diffusion", 12)], TerminalProgress())
     try:
         with tracker.stage("load") as progress:

@@ -18,7 +18,7 @@ from Wonder3DMedLib.errors import InputError
 from Wonder3DMedLib.progress import ProgressCallback, report
 from Wonder3DMedLib.views import MultiviewImages
 
-__all__ = ["DTYPE_NAMES", "resolve_device", "resolve_dtype", "load_pipeline", "generate_views"]
+__all__ = ["DTYPE_NAMES", "resolve_device", "resolve_dtype", "load_pipeline", "check_sampling_options", "generate_views"]
 
 #: Precisions accepted by ``--dtype`` (besides ``auto``).
 DTYPE_NAMES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -74,6 +74,31 @@ def load_pipeline(weights: str | Path | None = None, *, device: str = "auto", dt
     )
 
 
+def check_sampling_options(
+    *, steps: int, guidance: float, eta: float, seed: int, pipeline: MVDiffusionImagePipeline | None = None
+) -> None:
+    """Refuse sampling options that cannot work, naming the option (before or after loading).
+
+    Raises
+    ------
+    InputError
+        Steps below 1 (or above what the pipeline's scheduler allows), a guidance scale or η
+        that is not a finite number (η also below 0), a seed outside 0 … 2⁶⁴ − 1.
+    """
+    import math
+
+    limit = pipeline.max_inference_steps() if pipeline is not None else None
+    if not (isinstance(steps, int) and steps >= 1 and (limit is None or steps <= limit)):
+        allowed = f"from 1 to {limit}" if limit is not None else "of at least 1"
+        raise InputError(f"the number of steps (--steps) must be a whole number {allowed}, got {steps!r}")
+    if not math.isfinite(guidance):
+        raise InputError(f"the guidance scale (--guidance) must be a finite number, got {guidance!r}")
+    if not (math.isfinite(eta) and eta >= 0):
+        raise InputError(f"DDIM eta (--eta) must be 0 or more (0 deterministic, 1 as Wonder3D), got {eta!r}")
+    if not (isinstance(seed, int) and 0 <= seed < 2**64):
+        raise InputError(f"the seed (--seed) must be a whole number from 0 to 2^64 - 1, got {seed!r}")
+
+
 def generate_views(
     image,
     *,
@@ -107,8 +132,7 @@ def generate_views(
     MultiviewImages
         ``source='diffusion'``; ``metadata`` holds the sampling parameters.
     """
-    if not (isinstance(steps, int) and steps >= 1):
-        raise InputError(f"the number of steps must be a whole number of at least 1, got {steps!r}")
+    check_sampling_options(steps=steps, guidance=guidance, eta=eta, seed=seed, pipeline=pipeline)
     report(progress, 0.0, "sampling")
     output = pipeline(
         image,

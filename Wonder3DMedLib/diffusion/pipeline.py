@@ -327,11 +327,20 @@ class MVDiffusionImagePipeline(DiffusionPipeline):
         normal_uc, normal_c, color_uc, color_c = torch.chunk(tensor, 4, dim=0)
         return torch.cat([normal_uc, color_uc, normal_c, color_c], dim=0)
 
+    def max_inference_steps(self) -> int:
+        """The most DDIM steps the scheduler can take: with "leading" spacing its timesteps are
+        ``k · (T // n) + steps_offset``, which must stay below ``T``."""
+        config = self.scheduler.config
+        total = int(config.num_train_timesteps)
+        if config.get("timestep_spacing", "leading") == "leading":
+            return total - int(config.get("steps_offset", 0))
+        return total
+
     def check_inputs(self, num_inference_steps, guidance_scale, eta, output_type, callback_steps) -> None:
         """Raise ValueError naming the first invalid argument."""
-        if not (isinstance(num_inference_steps, int) and 1 <= num_inference_steps <= self.scheduler.config.num_train_timesteps):
-            raise ValueError(f"num_inference_steps must be a whole number from 1 to "
-                             f"{self.scheduler.config.num_train_timesteps}, got {num_inference_steps!r}")
+        limit = self.max_inference_steps()
+        if not (isinstance(num_inference_steps, int) and 1 <= num_inference_steps <= limit):
+            raise ValueError(f"num_inference_steps must be a whole number from 1 to {limit}, got {num_inference_steps!r}")
         if not np.isfinite(guidance_scale):
             raise ValueError(f"guidance_scale must be a finite number, got {guidance_scale!r}")
         if not (np.isfinite(eta) and eta >= 0):
