@@ -13,7 +13,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from Wonder3DMedLib import NOT_FOR_DIAGNOSIS, __version__
-from Wonder3DMedLib.weights import HOW_TO_GET_WEIGHTS, CheckpointCandidate, checkpoint_candidates
+from Wonder3DMedLib.weights import (
+    HOW_TO_GET_WEIGHTS,
+    CheckpointCandidate,
+    checkpoint_candidates,
+    damaged_files,
+    hub_cache_hint,
+)
 
 __all__ = ["PackageStatus", "DeviceStatus", "DoctorReport", "REQUIRED_PACKAGES", "OPTIONAL_PACKAGES", "collect"]
 
@@ -87,6 +93,8 @@ class DoctorReport:
     memory_available_gb: float
     problems: tuple[str, ...] = field(default_factory=tuple)
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    hf_cache: str = ""
+    damaged: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def usable(self) -> bool:
@@ -96,7 +104,7 @@ class DoctorReport:
     @property
     def checkpoint(self) -> CheckpointCandidate | None:
         """The checkpoint that would be used, if any."""
-        return next((c for c in self.checkpoints if c.complete), None)
+        return next((c for c in self.checkpoints if c.complete and not self.damaged.get(str(c.path))), None)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -123,11 +131,17 @@ class DoctorReport:
         lines += ["", "Wonder3D weights (searched in this order):"]
         for candidate in self.checkpoints:
             if candidate.path is None:
-                state = "not set" if candidate.origin.startswith("$") else "not found"
+                state = "not set" if candidate.origin.startswith("$") else f"not found (looked in {self.hf_cache})"
+            elif not candidate.path.exists():
+                state = "does not exist"
+            elif not candidate.path.is_dir():
+                state = "is a file, not a checkpoint folder"
             elif candidate.complete:
-                state = "complete"
+                damaged = self.damaged.get(str(candidate.path), ())
+                state = "complete" if not damaged else "DAMAGED: " + "; ".join(damaged)
             else:
-                state = f"incomplete, missing {', '.join(candidate.missing)}"
+                hint = hub_cache_hint(candidate.path)
+                state = f"incomplete, missing {', '.join(candidate.missing)}" + (f" ({hint})" if hint else "")
             where = "" if candidate.path is None else f": {candidate.path}"
             lines.append(f"  {candidate.origin}{where} — {state}")
         lines += [
@@ -206,9 +220,18 @@ def collect(weights: str | Path | None = None, *, disk_path: str | Path = ".") -
         if package.required and not package.ok:
             problems.append(f"{package.name} is {'missing' if package.version is None else 'broken'}: "
                             f"pip install '{package.name}'" + (f" ({package.error})" if package.error else ""))
-    if not any(c.complete for c in candidates):
-        if weights is not None:
-            problems.append(f"the --weights folder {weights} is not a complete checkpoint")
+    damaged = {str(c.path): tuple(damaged_files(c.path)) for c in candidates if c.complete}
+    for candidate in candidates:
+        # an explicit --weights is a request: a bad one is a problem; the variable and the cache only warn
+        complaint = problems if candidate.origin == "--weights" else warnings
+        if candidate.path is not None and not candidate.complete:
+            what = ("does not exist" if not candidate.path.exists() else
+                    "is a file, not a checkpoint folder" if not candidate.path.is_dir() else "is not a complete checkpoint")
+            complaint.append(f"{candidate.origin} {candidate.path} {what}")
+        elif damaged.get(str(candidate.path)):
+            complaint.append(f"{candidate.origin} {candidate.path} has damaged files: "
+                             + "; ".join(damaged[str(candidate.path)]))
+    if not any(c.complete and not damaged[str(c.path)] for c in candidates):
         warnings.append("no Wonder3D checkpoint: diffusion is unavailable until you get one (" + HOW_TO_GET_WEIGHTS + ")")
     if not any(d.kind in ("cuda", "mps") for d in devices):
         warnings.append("no GPU: diffusion runs on the CPU (minutes per sampling step with the full model); "
@@ -231,4 +254,12 @@ def collect(weights: str | Path | None = None, *, disk_path: str | Path = ".") -
         memory_available_gb=memory.available / 1e9,
         problems=tuple(problems),
         warnings=tuple(warnings),
+        hf_cache=_hub_cache_folder(),
+        damaged=damaged,
     )
+
+
+def _hub_cache_folder() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)

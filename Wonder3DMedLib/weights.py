@@ -10,7 +10,10 @@ environment variable, then the local Hugging Face cache (offline lookup only).
 
 from __future__ import annotations
 
+import json
 import os
+import struct
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +26,8 @@ __all__ = [
     "HOW_TO_GET_WEIGHTS",
     "CheckpointCandidate",
     "missing_files",
+    "damaged_files",
+    "hub_cache_hint",
     "hf_cache_snapshot",
     "checkpoint_candidates",
     "find_checkpoint",
@@ -89,6 +94,64 @@ def missing_files(folder: str | Path) -> list[str]:
     return missing
 
 
+def _weights_file_problem(path: Path) -> str | None:
+    """Why a weights file cannot be complete, judged from its own structure without loading it."""
+    size = path.stat().st_size
+    if path.suffix == ".safetensors":
+        with open(path, "rb") as stream:
+            head = stream.read(8)
+            if len(head) < 8:
+                return "is empty or truncated"
+            (header_size,) = struct.unpack("<Q", head)
+            if header_size > size - 8:
+                return "is truncated (its header runs past the end of the file)"
+            try:
+                header = json.loads(stream.read(header_size))
+                end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"),
+                          default=0)
+            except (ValueError, KeyError, TypeError, IndexError):
+                return "has an unreadable header"
+        if size < 8 + header_size + end:
+            return f"is truncated ({size} of {8 + header_size + end} bytes)"
+        return None
+    if not zipfile.is_zipfile(path):  # torch saves .bin as a zip archive; a cut one loses its directory
+        return "is truncated or not a torch checkpoint archive"
+    return None
+
+
+def damaged_files(folder: str | Path) -> list[str]:
+    """Weight files of ``folder`` that are present but visibly cut short or corrupt, with the reason.
+
+    Checks the structure only (the safetensors header against the file size, the ``.bin``
+    zip directory), so it takes milliseconds even for gigabyte files.
+    """
+    folder = Path(folder)
+    damaged = []
+    for alternatives in REQUIRED_FILES.values():
+        for name in alternatives:
+            path = folder / name
+            if path.suffix in (".safetensors", ".bin") and path.is_file():
+                problem = _weights_file_problem(path)
+                if problem:
+                    damaged.append(f"{name} {problem}")
+                break
+    return damaged
+
+
+def hub_cache_hint(path: str | Path) -> str | None:
+    """A hint when ``path`` is a Hugging Face cache folder above the checkpoint itself."""
+    path = Path(path)
+    snapshots = path / "snapshots" if (path / "snapshots").is_dir() else path if path.name == "snapshots" else None
+    if snapshots is None:
+        entry = path / ("models--" + HUB_REPO_ID.replace("/", "--"))
+        snapshots = entry / "snapshots" if (entry / "snapshots").is_dir() else None
+    if snapshots is None:
+        return None
+    revisions = sorted(p.name for p in snapshots.iterdir() if p.is_dir())
+    example = snapshots / revisions[0] if revisions else snapshots / "<revision>"
+    return f"this is a Hugging Face cache folder; pass the revision folder inside it, e.g. --weights {example}"
+
+
 def hf_cache_snapshot(repo_id: str = HUB_REPO_ID) -> Path | None:
     """The cached snapshot folder of ``repo_id`` in the local Hugging Face cache, if any.
 
@@ -151,12 +214,15 @@ def find_checkpoint(explicit: str | Path | None = None) -> Path:
         first = candidates[0]
         if first.complete:
             return first.path
-        if not first.path.is_dir():
+        if not first.path.exists():
             raise WeightsError("the --weights folder does not exist", path=first.path, hint=HOW_TO_GET_WEIGHTS)
+        if not first.path.is_dir():
+            raise WeightsError("--weights names a file; it takes the checkpoint folder", path=first.path,
+                               hint=HOW_TO_GET_WEIGHTS)
         raise WeightsError(
             "the --weights folder is not a complete Wonder3D checkpoint; missing: " + ", ".join(first.missing),
             path=first.path,
-            hint=HOW_TO_GET_WEIGHTS,
+            hint=hub_cache_hint(first.path) or HOW_TO_GET_WEIGHTS,
         )
     for candidate in candidates:
         if candidate.complete:

@@ -104,6 +104,36 @@ def test_doctor_reads_the_weights_environment_variable(reference_dir):
     assert report["checkpoints"][0]["origin"] == "$WONDER3DMED_WEIGHTS" and report["checkpoints"][0]["complete"]
 
 
+def test_doctor_finds_truncated_weights_and_names_odd_paths(tmp_path, reference_dir):
+    """Present is not intact: a cut safetensors or .bin is reported, not called complete."""
+    damaged = tmp_path / "cut"
+    shutil.copytree(reference_dir / "wonder3d_pipeline_tiny" / "saved_pipeline_fp32", damaged)
+    unet = damaged / "unet" / "diffusion_pytorch_model.safetensors"
+    unet.write_bytes(unet.read_bytes()[: unet.stat().st_size // 2])
+    result = run_cli("doctor", "--weights", str(damaged))
+    assert result.returncode == 1 and "DAMAGED: unet/diffusion_pytorch_model.safetensors is truncated" in result.stdout
+    bin_copy = tmp_path / "cut16"
+    shutil.copytree(reference_dir / "wonder3d_pipeline_tiny" / "saved_pipeline_fp16", bin_copy)
+    vae = next((bin_copy / "vae").glob("*.bin"))
+    vae.write_bytes(vae.read_bytes()[:-100])
+    assert "is truncated or not a torch checkpoint archive" in run_cli("doctor", "--weights", str(bin_copy)).stdout
+    missing = run_cli("doctor", "--weights", str(tmp_path / "none"))
+    assert missing.returncode == 1 and f"--weights: {tmp_path / 'none'} — does not exist" in missing.stdout
+    a_file = tmp_path / "weights.png"
+    a_file.write_bytes(b"")
+    assert "is a file, not a checkpoint folder" in run_cli("doctor", "--weights", str(a_file)).stdout
+
+
+def test_doctor_warns_about_a_bad_weights_variable_and_points_into_a_hub_cache(tmp_path):
+    env = dict(os.environ, WONDER3DMED_WEIGHTS=str(tmp_path / "none"))
+    result = run_cli("doctor", env=env)
+    assert result.returncode == 0 and "$WONDER3DMED_WEIGHTS " + str(tmp_path / "none") + " does not exist" in result.stdout
+    snapshot = tmp_path / "hub" / "models--flamehaze1115--wonder3d-v1.0" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    assert f"pass the revision folder inside it, e.g. --weights {snapshot}" in run_cli(
+        "doctor", "--weights", str(tmp_path / "hub")).stdout
+
+
 def test_labelled_path_parsing(tmp_path):
     assert labelled_path("seg.nii.gz:71") == LabelledPath(Path("seg.nii.gz"), "71")
     assert labelled_path("seg.seg.nrrd:Caudate_L") == LabelledPath(Path("seg.seg.nrrd"), "Caudate_L")

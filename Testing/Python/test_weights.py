@@ -73,3 +73,23 @@ def test_no_checkpoint_anywhere_says_where_it_looked(tmp_path, monkeypatch):
     assert "$WONDER3DMED_WEIGHTS: not set" in message and "Hugging Face cache: no copy of flamehaze1115/wonder3d-v1.0" in message
     with pytest.raises(WeightsError, match="does not exist"):
         weights.find_checkpoint(tmp_path / "nowhere")
+
+
+def test_an_explicit_file_or_cache_folder_gets_a_pointed_error(fake_hf_cache, tmp_path):
+    a_file = tmp_path / "weights.safetensors"
+    a_file.write_bytes(b"")
+    with pytest.raises(WeightsError, match="--weights names a file"):
+        weights.find_checkpoint(a_file)
+    cache_entry = fake_hf_cache.parent.parent
+    with pytest.raises(WeightsError, match=f"pass the revision folder inside it, e.g. --weights {fake_hf_cache}"):
+        weights.find_checkpoint(cache_entry)
+
+
+def test_damaged_files_reads_only_the_structure(reference_dir, tmp_path):
+    for name in ("saved_pipeline_fp16", "saved_pipeline_fp32"):
+        assert weights.damaged_files(reference_dir / "wonder3d_pipeline_tiny" / name) == []
+    copy = tmp_path / "copy"
+    shutil.copytree(reference_dir / "wonder3d_pipeline_tiny" / "saved_pipeline_fp32", copy)
+    encoder = copy / "image_encoder" / "model.safetensors"
+    encoder.write_bytes(encoder.read_bytes()[:4])
+    assert weights.damaged_files(copy) == ["image_encoder/model.safetensors is empty or truncated"]
