@@ -177,7 +177,7 @@ def test_rgba_inputs_are_framed_with_the_foundation_and_quantised_like_wonder3d(
     assert np.array_equal(np.asarray(pipe.prepare_images(eight_bit)[0]), eight_bit)
     channel_first = torch.from_numpy(quirk).permute(2, 0, 1)
     assert np.array_equal(np.asarray(pipe.prepare_images(channel_first)[0]), pixels)
-    with pytest.raises(InputError, match="must be 16×16 pixels"):
+    with pytest.raises(InputError, match="this checkpoint.s model takes 16×16 framed inputs .Wonder3D v1.0 takes 256×256., got 20×20"):
         pipe.prepare_images(Image.new("RGB", (20, 20)))
     with pytest.raises(InputError, match=r"must be \(3, H, W\) or \(N, 3, H, W\)"):
         pipe.prepare_images(torch.zeros(16, 16))

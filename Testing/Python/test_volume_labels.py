@@ -65,6 +65,8 @@ def test_aal_labels_by_value_and_name(mricron_templates):
     unknown = mricron_templates / "aal.nii.txt"
     with pytest.raises(InputError, match="'.txt' is neither a mesh nor an image format"):
         read_labelmap(unknown)
+    with pytest.raises(InputError, match="a folder cannot be a labelmap or mesh reference"):
+        read_labelmap(mricron_templates)
 
 
 def test_slicer_segmentation_file_names_its_segments(mrml_scene, tmp_path):

@@ -255,9 +255,10 @@ class MVDiffusionImagePipeline(DiffusionPipeline):
         for candidate in images:
             if candidate.size != (self.image_size, self.image_size):
                 raise InputError(
-                    f"the framed input must be {self.image_size}×{self.image_size} pixels, got "
-                    f"{candidate.size[0]}×{candidate.size[1]}",
-                    hint="pass an RGBA image with the object in alpha (it is framed as Wonder3D does) or run `wonder3dmed prepare`",
+                    f"this checkpoint's model takes {self.image_size}×{self.image_size} framed inputs (Wonder3D v1.0 "
+                    f"takes 256×256), got {candidate.size[0]}×{candidate.size[1]}",
+                    hint="pass an RGBA image with the object in alpha (it is framed to the model's size as Wonder3D "
+                    "does); `wonder3dmed prepare` writes 256×256 inputs, for Wonder3D v1.0",
                 )
         if len(images) == 1:
             return images * per_object

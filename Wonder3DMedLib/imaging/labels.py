@@ -79,6 +79,12 @@ def read_labelmap(path: str | Path) -> LabelledVolume:
     path = Path(path)
     if not path.exists():
         raise InputError("labelmap file not found", path=path)
+    if path.is_dir():
+        raise InputError(
+            "a folder cannot be a labelmap or mesh reference (DICOM SEG and RT structure sets are not read)",
+            path=path,
+            hint="export the segmentation as a labelmap file (.nii.gz, .nrrd or .seg.nrrd), e.g. from 3D Slicer",
+        )
     if path.name.lower().endswith((".nii", ".nii.gz")):
         check_nifti_file(path)
     try:
