@@ -126,7 +126,8 @@ def _plane_step(moved: np.ndarray, found, normals: np.ndarray, weights: np.ndarr
 
 
 def _symmetric_cost(reference: tuple[np.ndarray, np.ndarray], moving: MeshDistance):
-    """``cost(matrix, rms)``: RMS over both directions, the reference samples measured to the moved surface.
+    """``cost(matrix, forward_rms, forward_weight)``: RMS over both directions (the reference
+    samples measured to the moved surface, pooled with the moving samples' RMS).
 
     One-sided closest-point distances reward shrinking the moving surface onto a patch of
     the reference (every moved point lands on it); the reverse direction forbids that.
