@@ -19,13 +19,28 @@ import numpy as np
 from Wonder3DMedLib.errors import InputError
 from Wonder3DMedLib.jobs import LabelledPath, ReconstructionJob
 
-__all__ = ["MRICRON_TEMPLATES", "DEMO_MARKER", "DemoData", "find_demo_data", "demo_job", "is_demo_output", "mark_demo_output"]
+__all__ = [
+    "MRICRON_TEMPLATES",
+    "DEMO_MARKER",
+    "DemoData",
+    "find_demo_data",
+    "demo_job",
+    "is_demo_output",
+    "mark_demo_output",
+    "adopt_earlier_demo_output",
+]
 
 #: Where Debian's mricron-data puts Colin27 and the AAL atlas.
 MRICRON_TEMPLATES = Path("/usr/share/mricron/templates")
 
 #: File written into a demo's output folder so a later demo may replace it.
 DEMO_MARKER = ".wonder3dmed-demo"
+
+# What a demo folder held before result folders carried a manifest (Wonder3DMed 0.1, stop 18).
+_EARLIER_DEMO_ENTRIES = frozenset({
+    DEMO_MARKER, "frame.json", "input", "metrics.json", "report.html", "report.json", "surface.stl",
+    "surface_distance.ply", "views", "views.png",
+})
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,24 @@ def _centre_slice(volume_path: Path, labels: LabelledPath, axis: str) -> int:
 def is_demo_output(folder: Path) -> bool:
     """True for a folder an earlier demo wrote (so the demo may replace it)."""
     return (folder / DEMO_MARKER).is_file()
+
+
+def adopt_earlier_demo_output(folder: Path) -> bool:
+    """Give a demo folder written before manifests existed the manifest it would carry now.
+
+    Only a folder with the demo marker, no manifest, and nothing but what a demo writes is
+    adopted; anything else in it keeps the folder from being replaced. Returns whether it was.
+    """
+    from Wonder3DMedLib.output_folder import MANIFEST_NAME, write_manifest
+
+    folder = Path(folder)
+    if not is_demo_output(folder) or (folder / MANIFEST_NAME).exists():
+        return False
+    entries = {entry.name for entry in folder.iterdir()}
+    if not entries <= _EARLIER_DEMO_ENTRIES:
+        return False
+    write_manifest(folder, entries)
+    return True
 
 
 def demo_job(out_dir: Path, *, data: DemoData | None = None, weights_available: bool | None = None) -> ReconstructionJob:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from Wonder3DMedLib.errors import OutputError
 
-__all__ = ["StagedOutputFolder", "MANIFEST_NAME", "foreign_entries", "record_entry"]
+__all__ = ["StagedOutputFolder", "MANIFEST_NAME", "foreign_entries", "write_manifest", "record_entry"]
 
 #: File in a finished result folder listing the entries Wonder3DMed wrote there.
 MANIFEST_NAME = ".wonder3dmed-output.json"
@@ -35,6 +35,12 @@ def foreign_entries(folder: Path) -> list[str]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         listed = set()
     return [name for name in names if name != MANIFEST_NAME and name not in listed]
+
+
+def write_manifest(folder: Path, entries) -> None:
+    """Write the manifest of a finished result ``folder`` listing ``entries`` (names in it)."""
+    manifest = {"format": _MANIFEST_FORMAT, "version": 1, "entries": sorted(entries)}
+    (Path(folder) / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def record_entry(folder: Path, name: str) -> None:
@@ -104,9 +110,7 @@ class StagedOutputFolder:
 
     def commit(self) -> Path:
         """Move the finished results to the target (replacing it if allowed) and return it."""
-        entries = sorted(entry.name for entry in self.path.iterdir())
-        manifest = {"format": _MANIFEST_FORMAT, "version": 1, "entries": entries}
-        (self.path / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+        write_manifest(self.path, [entry.name for entry in self.path.iterdir()])
         backup = None
         if self.target.exists():
             backup = self.target.parent / f".{self.target.name}.old-{secrets.token_hex(3)}"

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from Wonder3DMedLib.demo import DEMO_MARKER, is_demo_output, mark_demo_output
+from Wonder3DMedLib.demo import DEMO_MARKER, adopt_earlier_demo_output, is_demo_output, mark_demo_output
 from Wonder3DMedLib.errors import OutputError
 from Wonder3DMedLib.output_folder import MANIFEST_NAME, StagedOutputFolder, foreign_entries
 
@@ -58,3 +58,21 @@ def test_the_demo_may_replace_its_own_earlier_output(tmp_path):
     with pytest.raises(OutputError, match="did not write"):
         StagedOutputFolder(out, replaceable=is_demo_output)
     assert (out / DEMO_MARKER).is_file()
+
+
+def test_a_demo_folder_from_before_manifests_is_adopted_only_if_it_holds_demo_files(tmp_path):
+    earlier = tmp_path / "wonder3dmed_demo"
+    (earlier / "views").mkdir(parents=True)
+    for name in (DEMO_MARKER, "report.html", "report.json", "surface.stl", "frame.json"):
+        (earlier / name).write_text(name)
+    assert adopt_earlier_demo_output(earlier) and foreign_entries(earlier) == []
+    StagedOutputFolder(earlier, replaceable=is_demo_output).abort()
+    assert not adopt_earlier_demo_output(earlier), "adopted once"
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for name in (DEMO_MARKER, "report.html", "thesis.docx"):
+        (mixed / name).write_text(name)
+    assert not adopt_earlier_demo_output(mixed)
+    with pytest.raises(OutputError, match=r"did not write \(.*thesis.docx\)"):
+        StagedOutputFolder(mixed, replaceable=is_demo_output)

@@ -31,12 +31,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from Wonder3DMedLib.cli import interruption_exit_code
     from Wonder3DMedLib.cli._results import print_result
-    from Wonder3DMedLib.demo import demo_job, find_demo_data, is_demo_output, mark_demo_output
+    from Wonder3DMedLib.demo import adopt_earlier_demo_output, demo_job, find_demo_data, is_demo_output, mark_demo_output
     from Wonder3DMedLib.endtoend import run_reconstruction
     from Wonder3DMedLib.progress import TerminalProgress
 
     data = find_demo_data()
     job = demo_job(args.out, data=data)
+    if Path(args.out).is_dir():
+        adopt_earlier_demo_output(Path(args.out))
     print(f"demo data: {data.description}")
     print(f"slice: {job.slice_text}; views: "
           + ("oracle (no Wonder3D weights found; see `wonder3dmed doctor`)" if job.oracle else "Wonder3D diffusion"))
