@@ -87,11 +87,15 @@ class StagedOutputFolder:
         foreign = foreign_entries(self.target) if has_content else []
         if foreign:
             shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            unlisted = "" if (self.target / MANIFEST_NAME).is_file() else (
+                f" (it has no {MANIFEST_NAME}: not a Wonder3DMed result, or one written before results listed "
+                "their files)"
+            )
             raise OutputError(
-                f"the output folder holds files Wonder3DMed did not write ({shown}); it is only replaced "
-                "when it holds an earlier result and nothing else",
+                f"the output folder holds files Wonder3DMed did not write ({shown}){unlisted}; it is only "
+                "replaced when it holds an earlier result and nothing else",
                 path=self.target,
-                hint="choose a new --out folder, or move those files out first",
+                hint="choose a new --out folder, or move those files out (or delete an old result) first",
             )
         parent = self.target.parent
         try:
