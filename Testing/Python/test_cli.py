@@ -159,3 +159,15 @@ def test_usage_errors_say_what_is_wrong(capsys):
         main(["prepare", "in.nii.gz", "--slice", "diagonal:3", "--auto-mask", "--out", "x"])
     assert exit_info.value.code == 2
     assert "AXIS one of axial, coronal, sagittal, i, j, k" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_quietly(monkeypatch, capsys):
+    """`wonder3dmed doctor --json | head`: the reader leaving is not an error worth a traceback."""
+    from Wonder3DMedLib.cli import doctor
+
+    def reader_gone(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(doctor, "run", reader_gone)
+    assert main(["doctor"]) == 141
+    assert "Traceback" not in capsys.readouterr().err

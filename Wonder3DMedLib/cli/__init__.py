@@ -8,6 +8,7 @@ so ``--help`` is instant.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -78,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here, inside the handlers below
+        return code
     except _Terminated:
         print(f"wonder3dmed {args.command}: terminated", file=sys.stderr)
         return 143
@@ -88,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     except Wonder3DMedError as error:
         print(f"wonder3dmed {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`wonder3dmed doctor --json | head`): stop quietly, as Unix tools do
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)

@@ -6,7 +6,7 @@ sampling pipeline (one framed image -> 6 normal maps + 6 colour images + masks),
 """
 
 from Wonder3DMedLib.diffusion.cameras import CameraTable
-from Wonder3DMedLib.diffusion.generate import generate_views, resolve_device, resolve_dtype
+from Wonder3DMedLib.diffusion.generate import generate_views, load_pipeline, resolve_device, resolve_dtype
 from Wonder3DMedLib.diffusion.pipeline import MVDiffusionImagePipeline, MVDiffusionPipelineOutput
 from Wonder3DMedLib.diffusion.unet_mv2d import UNetMV2DConditionModel
 
@@ -16,6 +16,7 @@ __all__ = [
     "MVDiffusionPipelineOutput",
     "CameraTable",
     "generate_views",
+    "load_pipeline",
     "resolve_device",
     "resolve_dtype",
 ]
