@@ -19,11 +19,53 @@ from pathlib import Path
 
 from Wonder3DMedLib.errors import OutputError
 
-__all__ = ["StagedOutputFolder", "MANIFEST_NAME", "foreign_entries", "write_manifest", "record_entry"]
+__all__ = [
+    "StagedOutputFolder",
+    "MANIFEST_NAME",
+    "partial_path",
+    "write_file_atomically",
+    "foreign_entries",
+    "write_manifest",
+    "record_entry",
+]
 
 #: File in a finished result folder listing the entries Wonder3DMed wrote there.
 MANIFEST_NAME = ".wonder3dmed-output.json"
 _MANIFEST_FORMAT = "wonder3dmed-output"
+
+
+def partial_path(target: Path, *, file: bool = True) -> Path:
+    """A fresh hidden sibling of ``target`` to write into first: ``.STEM.partial-PID-HEX.SUFFIX``
+    for a file (writers pick the format from the suffix), ``.NAME.partial-PID-HEX`` for a folder."""
+    target = Path(target)
+    while True:
+        tag = f"partial-{os.getpid()}-{secrets.token_hex(4)}"
+        name = f".{target.stem}.{tag}{target.suffix}" if file else f".{target.name}.{tag}"
+        candidate = target.with_name(name)
+        if not candidate.exists():
+            return candidate
+
+
+def write_file_atomically(target: Path, write, *, what: str) -> Path:
+    """Run ``write(path)`` on a fresh sibling of ``target``, then rename it onto ``target``.
+
+    A failure never leaves a half-written file, and no file but ``target`` is replaced.
+
+    Raises
+    ------
+    OutputError
+        The write or the rename failed (the OS error, reported against ``target``).
+    """
+    target = Path(target)
+    partial = partial_path(target)
+    try:
+        write(partial)
+        os.replace(partial, target)
+    except OSError as error:
+        raise OutputError(f"cannot write the {what}: {error.strerror or error}", path=target) from error
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
 
 
 def foreign_entries(folder: Path) -> list[str]:
@@ -105,7 +147,7 @@ class StagedOutputFolder:
         if not os.access(parent, os.W_OK | os.X_OK):
             raise OutputError("the output folder cannot be written (no permission)", path=parent,
                               hint="choose a folder you can write to with --out")
-        self.path = parent / f".{self.target.name}.partial-{os.getpid()}-{secrets.token_hex(3)}"
+        self.path = partial_path(self.target, file=False)
         try:
             self.path.mkdir()
         except OSError as error:

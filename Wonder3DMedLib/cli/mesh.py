@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import sys
 from pathlib import Path
 
@@ -94,28 +92,11 @@ def _backend_options(args: argparse.Namespace) -> dict:
     return {}
 
 
-def _write_atomically(mesh, out: Path, *, space: str) -> None:
-    """Write next to ``out`` under a fresh hidden name, then rename: a failure never leaves a
-    half-written file, and no existing file but ``out`` (with --overwrite) is ever replaced."""
-    from Wonder3DMedLib.errors import OutputError
-    from Wonder3DMedLib.mesh_io import write_mesh
-
-    partial = out.with_name(f".{out.stem}.partial-{os.getpid()}-{secrets.token_hex(4)}{out.suffix}")
-    while partial.exists():
-        partial = out.with_name(f".{out.stem}.partial-{os.getpid()}-{secrets.token_hex(4)}{out.suffix}")
-    try:
-        write_mesh(mesh, partial, space=space)
-        os.replace(partial, out)
-    except OSError as error:
-        raise OutputError(f"cannot write the mesh: {error.strerror or error}", path=out) from error
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 def run(args: argparse.Namespace) -> int:
     from Wonder3DMedLib import NOT_FOR_DIAGNOSIS
     from Wonder3DMedLib.imaging.framing import FrameRecord, place_mesh
-    from Wonder3DMedLib.mesh_io import MODEL_SPACE
+    from Wonder3DMedLib.mesh_io import MODEL_SPACE, write_mesh
+    from Wonder3DMedLib.output_folder import write_file_atomically
     from Wonder3DMedLib.progress import StageProgress, TerminalProgress
     from Wonder3DMedLib.reconstruction.backends import reconstruct_mesh
     from Wonder3DMedLib.views import load_views
@@ -140,11 +121,8 @@ def run(args: argparse.Namespace) -> int:
                 **_backend_options(args),
             )
         with tracker.stage("write"):
-            if frame is not None:
-                _write_atomically(place_mesh(result.mesh, frame), args.out, space="RAS")
-            else:
-                _write_atomically(result.mesh, args.out, space=MODEL_SPACE)
-            written = args.out
+            mesh, space = (place_mesh(result.mesh, frame), "RAS") if frame is not None else (result.mesh, MODEL_SPACE)
+            written = write_file_atomically(args.out, lambda path: write_mesh(mesh, path, space=space), what="mesh")
     finally:
         tracker.close()
     where = "RAS millimetres" if frame is not None else "the model frame (not patient coordinates; pass --frame to place it)"
