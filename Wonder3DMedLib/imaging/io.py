@@ -29,6 +29,7 @@ __all__ = [
     "read_volume",
     "check_volume",
     "check_nifti_file",
+    "sitk_has_no_reader",
     "write_volume",
 ]
 
@@ -183,6 +184,11 @@ def read_volume(path: str | Path, *, series_uid: str | None = None, progress: Pr
     return volume
 
 
+def sitk_has_no_reader(error: RuntimeError) -> bool:
+    """Whether a SimpleITK read failed because no reader knows the file type (not a damaged file)."""
+    return any(text in str(error) for text in ("Unable to determine ImageIO reader", "Could not create IO object"))
+
+
 def _read_with_sitk(path: Path) -> Volume:
     import SimpleITK as sitk
 
@@ -196,7 +202,7 @@ def _read_with_sitk(path: Path) -> Volume:
         if dicom.parses_as_dicom(path):
             return dicom.read_dicom_file(path)
         message = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown error"
-        if "Unable to determine ImageIO reader" in message or "Could not create IO object" in message:
+        if sitk_has_no_reader(error):
             raise InputError(
                 f"unsupported file: not a DICOM file and not a volume format Wonder3DMed reads ({_SITK_FORMATS})",
                 path=path,

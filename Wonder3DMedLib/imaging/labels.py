@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from Wonder3DMedLib.errors import InputError
-from Wonder3DMedLib.imaging.io import Volume, check_nifti_file, volume_from_sitk
+from Wonder3DMedLib.imaging.io import Volume, check_nifti_file, sitk_has_no_reader, volume_from_sitk
 
 __all__ = ["LabelledVolume", "read_labelmap", "label_names_from_table", "label_mask"]
 
@@ -92,7 +92,7 @@ def read_labelmap(path: str | Path) -> LabelledVolume:
         reader.SetFileName(str(path))
         image = reader.Execute()
     except RuntimeError as error:
-        if "Unable to determine ImageIO reader" in str(error):
+        if sitk_has_no_reader(error):
             raise InputError(
                 f"'{path.suffix}' is neither a mesh nor an image format this tool reads",
                 path=path,
