@@ -138,13 +138,17 @@ def damaged_files(folder: str | Path) -> list[str]:
     return damaged
 
 
+def _hub_cache_entry(repo_id: str = HUB_REPO_ID) -> str:
+    """The folder name the Hugging Face cache gives a model repository."""
+    return "models--" + repo_id.replace("/", "--")
+
+
 def hub_cache_hint(path: str | Path) -> str | None:
-    """A hint when ``path`` is a Hugging Face cache folder above the checkpoint itself."""
+    """A hint when ``path`` is a Hugging Face cache folder above the checkpoint itself
+    (the cache root, the model's entry, or its ``snapshots`` folder)."""
     path = Path(path)
-    snapshots = path / "snapshots" if (path / "snapshots").is_dir() else path if path.name == "snapshots" else None
-    if snapshots is None:
-        entry = path / ("models--" + HUB_REPO_ID.replace("/", "--"))
-        snapshots = entry / "snapshots" if (entry / "snapshots").is_dir() else None
+    candidates = (path, path / "snapshots", path / _hub_cache_entry() / "snapshots")
+    snapshots = next((c for c in candidates if c.name == "snapshots" and c.is_dir()), None)
     if snapshots is None:
         return None
     revisions = sorted(p.name for p in snapshots.iterdir() if p.is_dir())
@@ -160,7 +164,7 @@ def hf_cache_snapshot(repo_id: str = HUB_REPO_ID) -> Path | None:
     """
     from huggingface_hub import constants
 
-    repo_dir = Path(constants.HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--"))
+    repo_dir = Path(constants.HF_HUB_CACHE) / _hub_cache_entry(repo_id)
     snapshots = repo_dir / "snapshots"
     if not snapshots.is_dir():
         return None
