@@ -66,6 +66,7 @@ def segment_pieces(
     cut: float,
     min_pixels: int,
     close_gaps_px: int = 0,
+    limb_grazing: float | None = None,
 ) -> tuple[np.ndarray, int]:
     """Split a view into pieces that integration ties together reliably.
 
@@ -76,6 +77,9 @@ def segment_pieces(
     would let integration join the two surfaces across their depth step; gaps of up to
     ``2 · close_gaps_px`` pixels are closed (morphological closing of the grazing pixels
     with a ``(2 · close_gaps_px + 1)²`` square).
+    Pixels facing less than ``limb_grazing`` (when given, above ``grazing``) separate pieces
+    too, without closing: the last pixel of a tightly curved limb often faces its camera a
+    little more than ``grazing``, and such pixels extend the bands along the limb.
 
     Returns
     -------
@@ -86,6 +90,8 @@ def segment_pieces(
     grazing_pixels = graph.mask & (facing < grazing)
     if close_gaps_px > 0:
         grazing_pixels = graph.mask & binary_closing(grazing_pixels, np.ones((3, 3), bool), iterations=close_gaps_px)
+    if limb_grazing is not None:
+        grazing_pixels |= graph.mask & (facing < limb_grazing)
     good = ~grazing_pixels[graph.mask]
     keep = (integration.edge_weights() >= cut) & good[graph.edge_a] & good[graph.edge_b]
     n = graph.size

@@ -65,6 +65,14 @@ class FastOptions:
         BiNI's ``k``.
     grazing : float
         Pixels facing their camera less than this (cosine) do not link pieces or vote.
+    limb_grazing : float
+        Pixels facing their camera less than this also separate pieces, but their gaps are not
+        closed (noise scatters such pixels everywhere). A limb is sampled at pixel centres: a
+        surface curving away with a radius of r pixels faces its camera by about √(2d/r) at its
+        last pixel, d < 1 px from the limb, so along a tightly curved limb (a gyrus' crown
+        seen from behind) many rows' last pixel faces it by 0.3–0.4, the band below
+        ``grazing`` has gaps wider than the closing bridges, and integration joins the
+        surfaces in front of and behind the depth step.
     cut : float
         Bilateral edge weight below which an edge separates pieces.
     grazing_gap_px : int
@@ -104,6 +112,7 @@ class FastOptions:
     iterations: int = 30
     sharpness: float = 2.0
     grazing: float = 0.3
+    limb_grazing: float = 0.35
     cut: float = 0.2
     grazing_gap_px: int = 3
     min_piece_px: int = 30
@@ -153,7 +162,7 @@ def fast_heights(
         facing = np.minimum(stack.facing_raw[view], stack.facing[view])
         piece_labels, count = segment_pieces(
             shape, facing, grazing=options.grazing, cut=options.cut, min_pixels=options.min_piece_px,
-            close_gaps_px=options.grazing_gap_px,
+            close_gaps_px=options.grazing_gap_px, limb_grazing=options.limb_grazing,
         )
         shapes.append(shape)
         labels.append(piece_labels)
