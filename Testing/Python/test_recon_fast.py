@@ -82,9 +82,8 @@ def test_a_piece_lifted_by_one_bulging_view_keeps_its_place(sphere_case):
         assert np.array_equal(np.isfinite(kept[view]), np.isfinite(truth[view])), f"view {view} stays placed"
 
 
-def test_gaps_in_a_grazing_band_are_closed():
-    """A band of grazing pixels across a flat view, interrupted by a 2-pixel gap: closing it cuts the view in two."""
-    size = 40
+def _flat_view_with_a_grazing_band(size: int = 40):
+    """A flat square view facing its camera, crossed by a band of grazing pixels at row 20."""
     mask = np.zeros((size, size), bool)
     mask[4:36, 4:36] = True
     normals = np.zeros((size, size, 3))
@@ -92,6 +91,12 @@ def test_gaps_in_a_grazing_band_are_closed():
     integration = integrate_normals(normals, mask, iterations=1)
     facing = np.where(mask, 1.0, 0.0)
     facing[20, :] = np.where(mask[20], 0.1, 0.0)
+    return size, mask, integration, facing
+
+
+def test_gaps_in_a_grazing_band_are_closed():
+    """A band of grazing pixels across a flat view, interrupted by a 2-pixel gap: closing it cuts the view in two."""
+    size, _, integration, facing = _flat_view_with_a_grazing_band()
     facing[20, 17:19] = 0.6  # noisy pixels above the threshold bridge the band
     _, bridged = segment_pieces(integration, facing, grazing=0.3, cut=0.2, min_pixels=10)
     labels, closed = segment_pieces(integration, facing, grazing=0.3, cut=0.2, min_pixels=10, close_gaps_px=1)
@@ -109,14 +114,7 @@ def test_a_limb_facing_the_camera_a_little_still_cuts():
     Closing does not bridge 10 pixels, so only the limb threshold cuts the view in two;
     scattered pixels below it elsewhere (noise) are not closed into bands and cut nothing.
     """
-    size = 40
-    mask = np.zeros((size, size), bool)
-    mask[4:36, 4:36] = True
-    normals = np.zeros((size, size, 3))
-    normals[..., 2] = 1.0
-    integration = integrate_normals(normals, mask, iterations=1)
-    facing = np.where(mask, 1.0, 0.0)
-    facing[20, :] = np.where(mask[20], 0.1, 0.0)
+    size, mask, integration, facing = _flat_view_with_a_grazing_band()
     facing[20, 15:25] = 0.33
     scattered = np.random.default_rng(0).random((size, size)) < 0.05
     facing[scattered & mask & (np.abs(np.arange(size)[:, None] - 20) > 2)] = 0.33
