@@ -17,7 +17,8 @@ from Wonder3DMedLib.reconstruction.anchoring import (
     contour_crossings,
     drop_contradicted,
     free_space_clamp,
-    lifting_views,
+    Landings,
+    landings_on,
     outside_hull,
     piece_offsets,
     segment_pieces,
@@ -41,8 +42,8 @@ def _clamp_and_drop(stack, heights, *, with_attribution=True):
     lifted = free_space_clamp(stack, heights, confidence=0.3, tolerance=1.0)
     kept = []
     for view, (before, after) in enumerate(zip(heights, lifted)):
-        lifted_by = lifting_views(stack, view, before, heights, confidence=0.3, lift_px=2.0) if with_attribution else None
-        kept.append(drop_contradicted(before, after, labels[view], 1, facing=stack.facing[view], lifted_by=lifted_by,
+        landings = landings_on(stack, view, before, heights, confidence=0.3, lift_px=2.0) if with_attribution else None
+        kept.append(drop_contradicted(before, after, labels[view], 1, facing=stack.facing[view], landings=landings,
                                       **_DROP_RULE))
     return kept
 
@@ -80,6 +81,77 @@ def test_a_piece_lifted_by_one_bulging_view_keeps_its_place(sphere_case):
     kept = _clamp_and_drop(stack, bulging)
     for view in range(6):
         assert np.array_equal(np.isfinite(kept[view]), np.isfinite(truth[view])), f"view {view} stays placed"
+
+
+def test_other_views_land_on_an_exact_surface_and_stick_out_of_a_sunken_one(sphere_case):
+    """The other views' points reach most of a sphere view (the back view 41 %: only its
+    neighbours at 90° see it) and lie on it; sunk 5 px, the same pixels have points in front."""
+    mesh, views = sphere_case
+    stack = ViewStack.from_views(views)
+    truth = _true_heights(mesh, 128)
+    for view in range(6):
+        counted = stack.facing[view] >= 0.5
+        exact = landings_on(stack, view, truth[view], truth, confidence=0.3, lift_px=2.0)
+        assert not exact.sticking_out[:, counted].any() and exact.on_surface[counted].mean() > 0.35
+        sunken = list(truth)
+        sunken[view] = truth[view] - 5.0
+        sunk = landings_on(stack, view, sunken[view], sunken, confidence=0.3, lift_px=2.0)
+        assert not sunk.on_surface[counted].any()
+        assert sunk.sticking_out[:, counted].any(axis=0).mean() == pytest.approx(exact.on_surface[counted].mean(), abs=0.02)
+
+
+def _sparsely_reached_piece(lifting_views):
+    """A 10 x 10 piece lifted by 5 px at 18 pixels, reached by other views' points at 24.
+
+    The 18 lifted pixels have a point in front from ``lifting_views`` in turn; the other 6
+    reached pixels have one on the surface.
+    """
+    size = 12
+    labels = np.full((size, size), -1)
+    labels[1:11, 1:11] = 0
+    before = np.where(labels == 0, 0.0, np.nan)
+    rows, cols = np.nonzero(labels == 0)
+    after = before.copy()
+    after[rows[:18], cols[:18]] += 5.0
+    sticking_out = np.zeros((6, size, size), bool)
+    for i in range(18):
+        sticking_out[lifting_views[i % len(lifting_views)], rows[i], cols[i]] = True
+    on_surface = np.zeros((size, size), bool)
+    on_surface[rows[18:24], cols[18:24]] = True
+    return before, after, labels, Landings(sticking_out=sticking_out, on_surface=on_surface)
+
+
+def test_a_piece_contradicted_wherever_other_views_reach_it_carves_nothing():
+    """Other views that see a piece only obliquely reach few of its pixels.
+
+    Lifted at 18 % of its pixels, it passes the 20 % rule; but 18 of the 24 pixels reached
+    have a point in front, from three views, so it is dropped. One view alone against it is
+    the likelier to be wrong (the bulging-view rule), and a piece with only a minority of
+    reached pixels contradicted stays.
+    """
+    rule = dict(_DROP_RULE, facing=np.ones((12, 12)))
+    before, after, labels, landings = _sparsely_reached_piece([1, 2, 3])
+    assert np.isfinite(drop_contradicted(before, after, labels, 1, **rule)[labels == 0]).all(), "below the 20 % rule"
+    assert np.isnan(drop_contradicted(before, after, labels, 1, landings=landings, **rule)).all()
+    before, after, labels, landings = _sparsely_reached_piece([1])
+    assert np.isfinite(drop_contradicted(before, after, labels, 1, landings=landings, **rule)[labels == 0]).all()
+    before, after, labels, landings = _sparsely_reached_piece([1, 2, 3])
+    landings.on_surface[labels == 0] = True
+    assert np.isfinite(drop_contradicted(before, after, labels, 1, landings=landings, **rule)[labels == 0]).all()
+
+
+def test_only_the_contradicted_part_of_a_piece_carves_nothing():
+    """A piece joined across a depth step is often anchored right on one side of it.
+
+    Examined again part by part (a finer split), the half that the other views contradict
+    is dropped and the half nothing contradicts keeps its heights.
+    """
+    before, after, labels, landings = _sparsely_reached_piece([1, 2, 3])
+    parts = np.where(labels == 0, 0, -1)
+    parts[6:11, 1:11] = 1  # the contradicted pixels are all in rows 1-3
+    kept = drop_contradicted(before, after, labels, 1, landings=landings, parts=parts,
+                             **dict(_DROP_RULE, facing=np.ones((12, 12))))
+    assert np.isnan(kept[parts == 0]).all() and np.isfinite(kept[parts == 1]).all()
 
 
 def _flat_view_with_a_grazing_band(size: int = 40):

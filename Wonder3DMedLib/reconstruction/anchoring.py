@@ -21,12 +21,12 @@ positions (orthographic images are metric across the image):
 :func:`free_space_clamp` finally lifts any surface that lies behind points another view
 sees squarely (a surface may never hide what another camera sees), so a wrongly anchored
 piece cannot carve away the object; :func:`drop_contradicted` unplaces a piece the clamp had
-to lift in many places, since between the lifted pixels it would still carve too deep.
+to lift in many places, or that most of the other views' points reaching it stick out of
+(:func:`landings_on`), since between the lifted pixels it would still carve too deep.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,7 +48,8 @@ __all__ = [
     "contour_constraints",
     "free_space_clamp",
     "drop_contradicted",
-    "lifting_views",
+    "Landings",
+    "landings_on",
     "pieces_flagged",
     "outside_hull",
 ]
@@ -374,8 +375,10 @@ def drop_contradicted(
     max_fraction: float,
     facing: np.ndarray | None = None,
     min_facing: float = 0.0,
-    lifted_by: np.ndarray | None = None,
+    landings: Landings | None = None,
     max_other_fraction: float = 0.1,
+    max_contradicted_share: float = 0.5,
+    parts: np.ndarray | None = None,
 ) -> np.ndarray:
     """Unplace the pieces of one view that :func:`free_space_clamp` had to lift in many places.
 
@@ -383,9 +386,15 @@ def drop_contradicted(
     too deep as a whole (e.g. two surfaces joined across a depth step that no grazing band
     marks) is then lifted at scattered pixels and stays deep in between, and fusion would
     carve a comb of spikes into the object. Such a piece carves nothing instead — unless a
-    single other view does nearly all the lifting (``lifted_by``): then that view is the
+    single other view does nearly all the lifting (``landings``): then that view is the
     likelier one to be wrong (noisy normals make a view bulge towards its camera), and the
-    piece keeps its lifted heights.
+    piece keeps its lifted heights. With ``landings`` a piece also carves nothing when most
+    of the pixels that other views' points reach (on the surface or in front of it) have a
+    point in front, however few of its pixels they reach (a piece the other views see only
+    obliquely is reached sparsely); the same exemption applies. With ``parts`` (a finer split
+    of the view), a contradicted piece is examined again part by part, and only the parts
+    contradicted on their own are unplaced: a piece that joined surfaces across a depth step
+    is often anchored right on one side of it.
 
     Parameters
     ----------
@@ -398,72 +407,106 @@ def drop_contradicted(
     min_facing : float — only pixels facing at least this much are counted (on steep pixels
         the interpolated height of a correct surface lies below the true one, so correct
         points of other views seem to stick out of it)
-    lifted_by : (6, S, S) bool, optional — which other view sticks out of each pixel by more
-        than ``lift_px`` (:func:`lifting_views`)
+    landings : Landings, optional — where the other views' points land on this surface
+        (:func:`landings_on`)
     max_other_fraction : float — a piece is kept when the views other than the one lifting
         most of its counted pixels lift at most this fraction of them
+    max_contradicted_share : float — a piece becomes NaN when, among its counted pixels that
+        other views' points reach, more than this share has a point sticking out
+    parts : (S, S) int, optional — a finer split of the view (−1 unassigned), such as
+        :func:`segment_pieces` with a higher ``limb_grazing``
 
     Returns
     -------
     (S, S) float64 — a new array
     """
     lifted = np.nan_to_num(after - before) > lift_px
-    counted = None if facing is None else facing >= min_facing
+    counted = np.ones(lifted.shape, dtype=bool) if facing is None else facing >= min_facing
+    placed = np.isfinite(after)
 
-    def lifted_by_one_view(scored: np.ndarray) -> bool:
-        per_view = lifted_by[:, scored].sum(axis=1)
-        others = np.delete(lifted_by, int(np.argmax(per_view)), axis=0)[:, scored]
-        return bool(others.any(axis=0).mean() <= max_other_fraction)
+    def is_contradicted(scored: np.ndarray) -> bool:
+        contradicted = lifted[scored].mean() > max_fraction
+        if landings is not None:
+            against = landings.sticking_out[:, scored]
+            reached = against.any(axis=0) | landings.on_surface[scored]
+            contradicted |= bool(reached.any() and against.any(axis=0)[reached].mean() > max_contradicted_share)
+            others = np.delete(against, int(np.argmax(against.sum(axis=1))), axis=0)
+            contradicted &= bool(others.any(axis=0).mean() > max_other_fraction)
+        return bool(contradicted)
 
-    dropped = pieces_flagged(
-        lifted, labels, count, np.isfinite(after), max_fraction=max_fraction, counted=counted,
-        exempt=None if lifted_by is None else lifted_by_one_view,
-    )
+    nearest = extend_nearest(labels, labels >= 0)
+    finer = None if parts is None else extend_nearest(parts, parts >= 0)
+    dropped = np.zeros(lifted.shape, dtype=bool)
+    for piece in range(count):
+        members = (nearest == piece) & placed
+        if not (members & counted).any() or not is_contradicted(members & counted):
+            continue
+        if finer is None:
+            dropped |= members
+            continue
+        for part in np.unique(finer[members]):
+            within = members & (finer == part)
+            if not (within & counted).any() or is_contradicted(within & counted):
+                dropped |= within
     return np.where(dropped, np.nan, np.asarray(after, dtype=np.float64))
 
 
-def lifting_views(
+@dataclass(frozen=True, eq=False)
+class Landings:
+    """Where the other views' confident points land on one view's surface.
+
+    Attributes
+    ----------
+    sticking_out : (6, S, S) bool — ``[k, row, col]``: a point of view ``k`` lies more than
+        ``lift_px`` in front of the surface at that pixel
+    on_surface : (S, S) bool — some other view's point lies within ``lift_px`` of the surface
+    """
+
+    sticking_out: np.ndarray
+    on_surface: np.ndarray
+
+
+def landings_on(
     stack: ViewStack, view: int, surface: np.ndarray, depths: list[np.ndarray], *, confidence: float, lift_px: float
-) -> np.ndarray:
-    """Which other views stick out of one view's surface, pixel by pixel.
+) -> Landings:
+    """Project the other views' points facing their camera more than ``confidence`` into one view.
 
     Parameters
     ----------
     view : int
     surface : (S, S) float — that view's heights (pixels), NaN = unplaced
-    depths : list of 6 (S, S) float — every view's heights; points of the other views facing
-        their camera more than ``confidence`` are projected into ``view``
-    lift_px : float — a point sticks out when it lies more than this in front of ``surface``
-
-    Returns
-    -------
-    (6, S, S) bool — ``[k, row, col]``: a point of view ``k`` sticks out at that pixel
+    depths : list of 6 (S, S) float — every view's heights
+    lift_px : float — a point sticks out when it lies more than this in front of ``surface``,
+        and lies on it when within this of it (points further behind belong to other surfaces)
     """
     size = stack.size
     filled = np.where(stack.masks[view], np.nan_to_num(surface), 0.0)
-    coverage = stack.masks[view].astype(np.float64)
-    result = np.zeros((len(depths), size, size), dtype=bool)
+    coverage = stack.masks[view] & np.isfinite(surface)
+    sticking_out = np.zeros((len(depths), size, size), dtype=bool)
+    on_surface = np.zeros((size, size), dtype=bool)
     for other in range(len(depths)):
         if other == view:
             continue
         rows, cols = np.nonzero(stack.masks[other] & (stack.facing[other] > confidence) & np.isfinite(depths[other]))
         row, col, excess = _excess_over(stack, view, stack.points(other, rows, cols, depths[other][rows, cols]),
-                                        filled, coverage)
+                                        filled, coverage.astype(np.float64))
+        pixel = (np.clip(np.rint(row).astype(np.intp), 0, size - 1), np.clip(np.rint(col).astype(np.intp), 0, size - 1))
         out = excess > lift_px
-        result[other, np.clip(np.rint(row[out]).astype(np.intp), 0, size - 1),
-               np.clip(np.rint(col[out]).astype(np.intp), 0, size - 1)] = True
-    return result
+        near = np.abs(excess) <= lift_px
+        sticking_out[other, pixel[0][out], pixel[1][out]] = True
+        on_surface[pixel[0][near], pixel[1][near]] = True
+    return Landings(sticking_out=sticking_out, on_surface=on_surface)
 
 
 def _excess_over(
     stack: ViewStack, view: int, points: np.ndarray, filled: np.ndarray, coverage: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Project model points into a view: their (row, col) and how far (pixels) each lies in front
-    of the surface ``filled`` (0 where the point falls outside ``coverage``)."""
+    of the surface ``filled`` (NaN where the point falls outside ``coverage``)."""
     projected = points @ stack.model_to_pixel[view][:3, :3].T + stack.model_to_pixel[view][:3, 3]
     col, row, height = projected[:, 0], projected[:, 1], projected[:, 2]
     inside = bilinear(coverage, row, col, fill=0.0) > 1.0 - 1e-6
-    return row, col, np.where(inside, height - bilinear(filled, row, col, fill=0.0), 0.0)
+    return row, col, np.where(inside, height - bilinear(filled, row, col, fill=0.0), np.nan)
 
 
 def pieces_flagged(
@@ -474,13 +517,11 @@ def pieces_flagged(
     *,
     max_fraction: float,
     counted: np.ndarray | None = None,
-    exempt: Callable[[np.ndarray], bool] | None = None,
 ) -> np.ndarray:
     """The placed pixels of every piece with more than ``max_fraction`` of its pixels flagged.
 
     Unassigned pixels belong to the nearest piece; only pixels in ``counted`` (default: all)
-    enter the fraction. ``exempt(scored)``, given the counted pixels of a piece over the
-    fraction, may spare it by returning True.
+    enter the fraction.
 
     Returns
     -------
@@ -492,7 +533,7 @@ def pieces_flagged(
     for piece in range(count):
         members = (nearest == piece) & placed
         scored = members & counted
-        if scored.any() and flags[scored].mean() > max_fraction and not (exempt is not None and exempt(scored)):
+        if scored.any() and flags[scored].mean() > max_fraction:
             result |= members
     return result
 

@@ -13,9 +13,11 @@ Steps (each in its own module):
    (:mod:`.anchoring`), twice — the second round sees the first round's depths;
 4. integrate again, holding the anchored depths and the contour points;
 5. lift any surface that would hide what another camera sees squarely (free-space clamp), and
-   unplace the pieces the clamp had to lift in many places (their anchoring contradicts the
-   other views; lifting only where other views' points land would leave a comb of spikes),
-   unless a single other view did nearly all the lifting;
+   unplace the pieces the clamp had to lift in many places, or that most of the other views'
+   points reaching them stick out of (their anchoring contradicts the other views; lifting
+   only where other views' points land would leave a comb of spikes), unless a single other
+   view did nearly all the lifting; a contradicted piece is examined again part by part
+   (a finer split) and only its contradicted parts are unplaced;
 6. fuse hull and carving into a signed distance grid (:mod:`.fusion`).
 
 Views larger than ``FastOptions.working_size`` are resampled to it (thresholds are in working
@@ -36,7 +38,7 @@ from Wonder3DMedLib.reconstruction.anchoring import (
     contour_crossings,
     drop_contradicted,
     free_space_clamp,
-    lifting_views,
+    landings_on,
     outside_hull,
     piece_offsets,
     pieces_flagged,
@@ -106,6 +108,17 @@ class FastOptions:
         points of other views seem to stick out of it.) Unless one other view does nearly
         all the lifting: when the remaining views lift at most ``max_other_lifted_fraction``
         of those pixels, that one view is the likelier to be wrong and the piece is kept.
+    max_contradicted_share : float
+        A piece also carves nothing when, among its pixels facing the camera at least
+        ``lifted_min_facing`` that other views' points reach (on the surface or in front of
+        it), more than this share has a point in front. Pixels of a piece that the other
+        views see only obliquely are reached sparsely, so a piece 15 px too deep may be lifted
+        on only 15 % of its pixels while nearly every point that reaches it contradicts it.
+    recheck_limb_grazing : float
+        A contradicted piece is examined again after a finer split (pixels facing less than
+        this separate parts, as ``limb_grazing`` does), and only its parts contradicted on
+        their own carve nothing. Splitting every view this finely from the start would cut
+        noisy views into many small, badly anchored pieces.
     """
 
     working_size: int = 256
@@ -129,6 +142,8 @@ class FastOptions:
     max_lifted_fraction: float = 0.2
     lifted_min_facing: float = 0.5
     max_other_lifted_fraction: float = 0.1
+    max_contradicted_share: float = 0.5
+    recheck_limb_grazing: float = 0.45
 
 
 def fast_heights(
@@ -151,7 +166,7 @@ def fast_heights(
         stack = stack.with_integration_smoothing(options.integration_smoothing_px)
     timings["decode"] = time.perf_counter() - started
     started = time.perf_counter()
-    shapes, labels, counts, crossings = [], [], [], []
+    shapes, labels, parts, counts, crossings = [], [], [], [], []
     for view in range(6):
         report(progress, 0.5 * view / 6.0, f"integrating normals of view {view + 1}/6")
         shape = integrate_normals(
@@ -164,8 +179,13 @@ def fast_heights(
             shape, facing, grazing=options.grazing, cut=options.cut, min_pixels=options.min_piece_px,
             close_gaps_px=options.grazing_gap_px, limb_grazing=options.limb_grazing,
         )
+        view_parts, _ = segment_pieces(
+            shape, facing, grazing=options.grazing, cut=options.cut, min_pixels=options.min_piece_px,
+            close_gaps_px=options.grazing_gap_px, limb_grazing=options.recheck_limb_grazing,
+        )
         shapes.append(shape)
         labels.append(piece_labels)
+        parts.append(view_parts)
         counts.append(count)
         crossings.append(contour_crossings(stack, view, grazing=options.grazing))
     timings["integrate"] = time.perf_counter() - started
@@ -220,8 +240,9 @@ def fast_heights(
             before, after, labels[view], counts[view],
             lift_px=lift_px, max_fraction=options.max_lifted_fraction,
             facing=stack.facing[view], min_facing=options.lifted_min_facing,
-            lifted_by=lifting_views(stack, view, before, refined, confidence=options.clamp_confidence, lift_px=lift_px),
+            landings=landings_on(stack, view, before, refined, confidence=options.clamp_confidence, lift_px=lift_px),
             max_other_fraction=options.max_other_lifted_fraction,
+            max_contradicted_share=options.max_contradicted_share, parts=parts[view],
         )
         for view, (before, after) in enumerate(zip(refined, lifted))
     ]
