@@ -17,7 +17,8 @@ Steps (each in its own module):
    points reaching them stick out of (their anchoring contradicts the other views; lifting
    only where other views' points land would leave a comb of spikes), unless a single other
    view did nearly all the lifting; a contradicted piece is examined again part by part
-   (a finer split) and only its contradicted parts are unplaced;
+   (a finer split) and only its contradicted parts are unplaced; then every unplaced part is
+   anchored once more on its own, and kept if the hull, the clamp and the drop rule accept it;
 6. fuse hull and carving into a signed distance grid (:mod:`.fusion`).
 
 Views larger than ``FastOptions.working_size`` are resampled to it (thresholds are in working
@@ -44,13 +45,14 @@ from Wonder3DMedLib.reconstruction.anchoring import (
     pieces_flagged,
     segment_pieces,
 )
+from Wonder3DMedLib.reconstruction._images import extend_nearest
 from Wonder3DMedLib.reconstruction.backends import ReconstructedField
 from Wonder3DMedLib.reconstruction.fusion import fuse_views
 from Wonder3DMedLib.reconstruction.integration import integrate_normals
 from Wonder3DMedLib.reconstruction.view_stack import DETECTION_SMOOTHING_PX, ViewStack
 from Wonder3DMedLib.views import MultiviewImages
 
-__all__ = ["FastOptions", "reconstruct_field", "fast_heights"]
+__all__ = ["FastOptions", "reconstruct_field", "fast_heights", "reanchor_unplaced_parts"]
 
 
 @dataclass(frozen=True)
@@ -117,8 +119,9 @@ class FastOptions:
     recheck_limb_grazing : float
         A contradicted piece is examined again after a finer split (pixels facing less than
         this separate parts, as ``limb_grazing`` does), and only its parts contradicted on
-        their own carve nothing. Splitting every view this finely from the start would cut
-        noisy views into many small, badly anchored pieces.
+        their own carve nothing; afterwards every unplaced part of this split is anchored
+        once more on its own (:func:`reanchor_unplaced_parts`). Splitting every view this
+        finely from the start would cut noisy views into many small, badly anchored pieces.
     """
 
     working_size: int = 256
@@ -246,9 +249,86 @@ def fast_heights(
         )
         for view, (before, after) in enumerate(zip(refined, lifted))
     ]
+    relative = [np.where(np.isfinite(r), r, shape.heights) for r, shape in zip(refined, shapes)]
+    clamped = reanchor_unplaced_parts(stack, relative, clamped, parts, crossings, options)
     timings["clamp"] = time.perf_counter() - started
     details = {"working_size": working, "pieces": counts, "timings_s": timings, "options": asdict(options)}
     return stack, clamped, details
+
+
+def reanchor_unplaced_parts(
+    stack: ViewStack,
+    heights: list[np.ndarray],
+    clamped: list[np.ndarray],
+    parts: list[np.ndarray],
+    crossings: list,
+    options: FastOptions,
+) -> list[np.ndarray]:
+    """Anchor every view's unplaced parts once more, each on its own, against the final surfaces.
+
+    A piece that spanned a depth step was anchored for one side of it and dropped, or found
+    no place at all; split more finely (``parts``), each side often has a clear place. A
+    re-anchored part is kept only if the free-space clamp and the drop rule accept it.
+
+    Parameters
+    ----------
+    heights : list of 6 (S, S) float — integrated heights (pixels) on every mask pixel, each
+        part correct up to a constant
+    clamped : list of 6 (S, S) float — the placed heights, NaN = unplaced
+    parts : list of 6 (S, S) int — the finer split of each view (−1 unassigned)
+    crossings : list of 6 :class:`~Wonder3DMedLib.reconstruction.anchoring.Crossings`
+
+    Returns
+    -------
+    list of 6 (S, S) float64 — ``clamped`` with the accepted parts placed
+    """
+    trials, moves = [], []
+    for view in range(6):
+        unplaced = stack.masks[view] & np.isnan(clamped[view])
+        labels, count = _relabel(np.where(unplaced, parts[view], -1), options.min_piece_px)
+        if count == 0:
+            moves.append(None)
+            trials.append(clamped[view])
+            continue
+        offsets = piece_offsets(
+            stack, view, heights[view], labels, count, crossings[view], clamped, grazing=options.grazing
+        )
+        # Pixels between parts follow the nearest one; those of parts too small to anchor stay unplaced.
+        nearest = extend_nearest(labels, labels >= 0)
+        placed = unplaced & ((labels >= 0) | (parts[view] < 0)) & (nearest >= 0)
+        moves.append((placed, labels, count))
+        trials.append(np.where(placed, heights[view] + offsets[np.maximum(nearest, 0)], clamped[view]))
+    lifted = free_space_clamp(stack, trials, confidence=options.clamp_confidence, tolerance=options.clamp_tolerance_px)
+    lift_px = 2.0 * options.clamp_tolerance_px
+    result = []
+    for view, move in enumerate(moves):
+        if move is None:
+            result.append(clamped[view])
+            continue
+        placed, labels, count = move
+        inside = _drop_outside(stack, view, np.where(placed, trials[view], np.nan), labels, count, options)
+        checked = drop_contradicted(
+            inside, np.where(np.isfinite(inside), lifted[view], np.nan), labels, count,
+            lift_px=lift_px, max_fraction=options.max_lifted_fraction,
+            facing=stack.facing[view], min_facing=options.lifted_min_facing,
+            landings=landings_on(
+                stack, view, trials[view], trials, confidence=options.clamp_confidence, lift_px=lift_px
+            ),
+            max_other_fraction=options.max_other_lifted_fraction,
+            max_contradicted_share=options.max_contradicted_share,
+        )
+        result.append(np.where(placed, checked, clamped[view]))
+    return result
+
+
+def _relabel(labels: np.ndarray, min_pixels: int) -> tuple[np.ndarray, int]:
+    """Number the labels ≥ 0 with at least ``min_pixels`` pixels 0, 1, …; the rest become −1."""
+    chosen = labels >= 0
+    _, inverse, sizes = np.unique(labels[chosen], return_inverse=True, return_counts=True)
+    large = sizes >= min_pixels
+    result = np.full(labels.shape, -1, dtype=np.int64)
+    result[chosen] = np.where(large, np.cumsum(large) - 1, -1)[inverse]
+    return result, int(large.sum())
 
 
 def _drop_outside(stack: ViewStack, view: int, heights: np.ndarray, labels: np.ndarray, count: int, options: FastOptions):
