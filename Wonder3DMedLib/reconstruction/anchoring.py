@@ -42,6 +42,7 @@ from Wonder3DMedLib.reconstruction.view_stack import ViewStack
 __all__ = [
     "Crossings",
     "segment_pieces",
+    "compact_labels",
     "contour_crossings",
     "piece_offsets",
     "apply_offsets",
@@ -97,15 +98,26 @@ def segment_pieces(
     keep = (integration.edge_weights() >= cut) & good[graph.edge_a] & good[graph.edge_b]
     n = graph.size
     adjacency = sp.csr_matrix((np.ones(int(keep.sum())), (graph.edge_a[keep], graph.edge_b[keep])), shape=(n, n))
-    _, labels = connected_components(adjacency, directed=False)
-    sizes = np.bincount(labels)
-    labels = np.where(good & (sizes[labels] >= min_pixels), labels, -1)
-    kept, compact = np.unique(labels, return_inverse=True)
-    if kept[0] == -1:
-        compact = compact - 1
-    out = np.full(graph.mask.shape, -1, dtype=np.int64)
-    out[graph.mask] = compact
-    return out, int(np.count_nonzero(kept >= 0))
+    _, components = connected_components(adjacency, directed=False)
+    labels = np.full(graph.mask.shape, -1, dtype=np.int64)
+    labels[graph.mask] = np.where(good, components, -1)
+    return compact_labels(labels, min_pixels)
+
+
+def compact_labels(labels: np.ndarray, min_pixels: int) -> tuple[np.ndarray, int]:
+    """Number the labels ≥ 0 that have at least ``min_pixels`` pixels 0, 1, … in their order; the rest become −1.
+
+    Returns
+    -------
+    labels : same shape, int64
+    count : int
+    """
+    chosen = labels >= 0
+    _, inverse, sizes = np.unique(labels[chosen], return_inverse=True, return_counts=True)
+    large = sizes >= min_pixels
+    result = np.full(labels.shape, -1, dtype=np.int64)
+    result[chosen] = np.where(large, np.cumsum(large) - 1, -1)[inverse]
+    return result, int(large.sum())
 
 
 @dataclass(frozen=True, eq=False)

@@ -35,6 +35,7 @@ import numpy as np
 from Wonder3DMedLib.progress import ProgressCallback, report
 from Wonder3DMedLib.reconstruction.anchoring import (
     apply_offsets,
+    compact_labels,
     contour_constraints,
     contour_crossings,
     drop_contradicted,
@@ -237,16 +238,8 @@ def fast_heights(
     lifted = free_space_clamp(
         stack, refined, confidence=options.clamp_confidence, tolerance=options.clamp_tolerance_px
     )
-    lift_px = 2.0 * options.clamp_tolerance_px
     clamped = [
-        drop_contradicted(
-            before, after, labels[view], counts[view],
-            lift_px=lift_px, max_fraction=options.max_lifted_fraction,
-            facing=stack.facing[view], min_facing=options.lifted_min_facing,
-            landings=landings_on(stack, view, before, refined, confidence=options.clamp_confidence, lift_px=lift_px),
-            max_other_fraction=options.max_other_lifted_fraction,
-            max_contradicted_share=options.max_contradicted_share, parts=parts[view],
-        )
+        _drop_contradicted(stack, view, before, after, refined, labels[view], counts[view], options, parts=parts[view])
         for view, (before, after) in enumerate(zip(refined, lifted))
     ]
     relative = [np.where(np.isfinite(r), r, shape.heights) for r, shape in zip(refined, shapes)]
@@ -285,7 +278,7 @@ def reanchor_unplaced_parts(
     trials, moves = [], []
     for view in range(6):
         unplaced = stack.masks[view] & np.isnan(clamped[view])
-        labels, count = _relabel(np.where(unplaced, parts[view], -1), options.min_piece_px)
+        labels, count = compact_labels(np.where(unplaced, parts[view], -1), options.min_piece_px)
         if count == 0:
             moves.append(None)
             trials.append(clamped[view])
@@ -299,7 +292,6 @@ def reanchor_unplaced_parts(
         moves.append((placed, labels, count))
         trials.append(np.where(placed, heights[view] + offsets[np.maximum(nearest, 0)], clamped[view]))
     lifted = free_space_clamp(stack, trials, confidence=options.clamp_confidence, tolerance=options.clamp_tolerance_px)
-    lift_px = 2.0 * options.clamp_tolerance_px
     result = []
     for view, move in enumerate(moves):
         if move is None:
@@ -307,28 +299,38 @@ def reanchor_unplaced_parts(
             continue
         placed, labels, count = move
         inside = _drop_outside(stack, view, np.where(placed, trials[view], np.nan), labels, count, options)
-        checked = drop_contradicted(
-            inside, np.where(np.isfinite(inside), lifted[view], np.nan), labels, count,
-            lift_px=lift_px, max_fraction=options.max_lifted_fraction,
-            facing=stack.facing[view], min_facing=options.lifted_min_facing,
-            landings=landings_on(
-                stack, view, trials[view], trials, confidence=options.clamp_confidence, lift_px=lift_px
-            ),
-            max_other_fraction=options.max_other_lifted_fraction,
-            max_contradicted_share=options.max_contradicted_share,
+        checked = _drop_contradicted(
+            stack, view, inside, np.where(np.isfinite(inside), lifted[view], np.nan), trials, labels, count, options,
+            surface=trials[view],
         )
         result.append(np.where(placed, checked, clamped[view]))
     return result
 
 
-def _relabel(labels: np.ndarray, min_pixels: int) -> tuple[np.ndarray, int]:
-    """Number the labels ≥ 0 with at least ``min_pixels`` pixels 0, 1, …; the rest become −1."""
-    chosen = labels >= 0
-    _, inverse, sizes = np.unique(labels[chosen], return_inverse=True, return_counts=True)
-    large = sizes >= min_pixels
-    result = np.full(labels.shape, -1, dtype=np.int64)
-    result[chosen] = np.where(large, np.cumsum(large) - 1, -1)[inverse]
-    return result, int(large.sum())
+def _drop_contradicted(
+    stack: ViewStack,
+    view: int,
+    before: np.ndarray,
+    after: np.ndarray,
+    depths: list[np.ndarray],
+    labels: np.ndarray,
+    count: int,
+    options: FastOptions,
+    *,
+    parts: np.ndarray | None = None,
+    surface: np.ndarray | None = None,
+) -> np.ndarray:
+    """The drop rule of step 5 with the backend's options; the other views' points are those of
+    ``depths``, landing on ``surface`` (default ``before``)."""
+    lift_px = 2.0 * options.clamp_tolerance_px
+    surface = before if surface is None else surface
+    landings = landings_on(stack, view, surface, depths, confidence=options.clamp_confidence, lift_px=lift_px)
+    return drop_contradicted(
+        before, after, labels, count, lift_px=lift_px, max_fraction=options.max_lifted_fraction,
+        facing=stack.facing[view], min_facing=options.lifted_min_facing, landings=landings,
+        max_other_fraction=options.max_other_lifted_fraction,
+        max_contradicted_share=options.max_contradicted_share, parts=parts,
+    )
 
 
 def _drop_outside(stack: ViewStack, view: int, heights: np.ndarray, labels: np.ndarray, count: int, options: FastOptions):
