@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.ndimage import binary_closing, gaussian_filter1d
 from scipy.sparse.csgraph import connected_components
+from skimage.filters import apply_hysteresis_threshold
 
 from Wonder3DMedLib.reconstruction._images import bilinear, extend_nearest
 from Wonder3DMedLib.reconstruction.cameras import wonder3d_cameras
@@ -69,6 +70,7 @@ def segment_pieces(
     min_pixels: int,
     close_gaps_px: int = 0,
     limb_grazing: float | None = None,
+    limb_continuation: float = 0.0,
 ) -> tuple[np.ndarray, int]:
     """Split a view into pieces that integration ties together reliably.
 
@@ -81,7 +83,12 @@ def segment_pieces(
     with a ``(2 · close_gaps_px + 1)²`` square).
     Pixels facing less than ``limb_grazing`` (when given, above ``grazing``) separate pieces
     too, without closing: the last pixel of a tightly curved limb often faces its camera a
-    little more than ``grazing``, and such pixels extend the bands along the limb.
+    little more than ``grazing``, and such pixels extend the bands along the limb. With
+    ``limb_continuation``, a band of such pixels goes on through the pixels connected to it
+    that face the camera less than ``limb_grazing + limb_continuation`` (hysteresis, as in
+    Canny's edge linking): noisy normals lift single pixels of a limb a little above
+    ``limb_grazing`` and would open a gap, while the pixels they push below it elsewhere
+    touch no band and cut nothing more.
 
     Returns
     -------
@@ -93,7 +100,8 @@ def segment_pieces(
     if close_gaps_px > 0:
         grazing_pixels = graph.mask & binary_closing(grazing_pixels, np.ones((3, 3), bool), iterations=close_gaps_px)
     if limb_grazing is not None:
-        grazing_pixels |= graph.mask & (facing < limb_grazing)
+        turned_away = -np.where(graph.mask, facing, np.inf)
+        grazing_pixels |= apply_hysteresis_threshold(turned_away, -(limb_grazing + limb_continuation), -limb_grazing)
     good = ~grazing_pixels[graph.mask]
     keep = (integration.edge_weights() >= cut) & good[graph.edge_a] & good[graph.edge_b]
     n = graph.size

@@ -78,6 +78,13 @@ class FastOptions:
         seen from behind) many rows' last pixel faces it by 0.3–0.4, the band below
         ``grazing`` has gaps wider than the closing bridges, and integration joins the
         surfaces in front of and behind the depth step.
+    limb_continuation : float
+        A band of pixels below ``limb_grazing`` (or ``recheck_limb_grazing``) goes on through
+        the pixels connected to it that face the camera less than that plus this (hysteresis):
+        noisy normals lift single limb pixels a little above the threshold and open gaps the
+        closing cannot reach, while the pixels noise pushes below it elsewhere touch no band.
+        Clean limbs benefit too: the pixels just before a crown turns away face its camera
+        by 0.35–0.5.
     cut : float
         Bilateral edge weight below which an edge separates pieces.
     grazing_gap_px : int
@@ -130,6 +137,7 @@ class FastOptions:
     sharpness: float = 2.0
     grazing: float = 0.3
     limb_grazing: float = 0.35
+    limb_continuation: float = 0.15
     cut: float = 0.2
     grazing_gap_px: int = 3
     min_piece_px: int = 30
@@ -182,10 +190,12 @@ def fast_heights(
         piece_labels, count = segment_pieces(
             shape, facing, grazing=options.grazing, cut=options.cut, min_pixels=options.min_piece_px,
             close_gaps_px=options.grazing_gap_px, limb_grazing=options.limb_grazing,
+            limb_continuation=options.limb_continuation,
         )
         view_parts, _ = segment_pieces(
             shape, facing, grazing=options.grazing, cut=options.cut, min_pixels=options.min_piece_px,
             close_gaps_px=options.grazing_gap_px, limb_grazing=options.recheck_limb_grazing,
+            limb_continuation=options.limb_continuation,
         )
         shapes.append(shape)
         labels.append(piece_labels)
