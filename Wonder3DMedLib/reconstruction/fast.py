@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 
 import numpy as np
 
@@ -187,16 +188,12 @@ def fast_heights(
         # A grazing band splits pieces if it is grazing per pixel or after smoothing: noisy
         # normals scatter single pixels above the threshold and would bridge the band.
         facing = np.minimum(stack.facing_raw[view], stack.facing[view])
-        piece_labels, count = segment_pieces(
-            shape, facing, grazing=options.grazing, cut=options.cut, min_pixels=options.min_piece_px,
-            close_gaps_px=options.grazing_gap_px, limb_grazing=options.limb_grazing,
-            limb_continuation=options.limb_continuation,
+        split = partial(
+            segment_pieces, shape, facing, grazing=options.grazing, cut=options.cut, min_pixels=options.min_piece_px,
+            close_gaps_px=options.grazing_gap_px, limb_continuation=options.limb_continuation,
         )
-        view_parts, _ = segment_pieces(
-            shape, facing, grazing=options.grazing, cut=options.cut, min_pixels=options.min_piece_px,
-            close_gaps_px=options.grazing_gap_px, limb_grazing=options.recheck_limb_grazing,
-            limb_continuation=options.limb_continuation,
-        )
+        piece_labels, count = split(limb_grazing=options.limb_grazing)
+        view_parts, _ = split(limb_grazing=options.recheck_limb_grazing)
         shapes.append(shape)
         labels.append(piece_labels)
         parts.append(view_parts)
