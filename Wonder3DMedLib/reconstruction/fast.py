@@ -143,7 +143,6 @@ class FastOptions:
     grazing_gap_px: int = 3
     min_piece_px: int = 30
     smoothing_px: float = DETECTION_SMOOTHING_PX
-    integration_smoothing_px: float = 0.0
     constraint_weight: float = 0.5
     constraint_tolerances_px: tuple[float, ...] = (1.5,)
     outside_tolerance_px: float = 1.5
@@ -175,8 +174,6 @@ def fast_heights(
     started = time.perf_counter()
     working = min(views.size, options.working_size)
     stack = ViewStack.from_views(views, size=working, smoothing_px=options.smoothing_px)
-    if options.integration_smoothing_px > 0:
-        stack = stack.with_integration_smoothing(options.integration_smoothing_px)
     timings["decode"] = time.perf_counter() - started
     started = time.perf_counter()
     shapes, labels, parts, counts, crossings = [], [], [], [], []

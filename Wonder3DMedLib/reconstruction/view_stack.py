@@ -116,14 +116,6 @@ class ViewStack:
             pixel_to_model=np.stack([camera.pixel_to_model(size) for camera in cameras]),
         )
 
-    def with_integration_smoothing(self, sigma: float) -> ViewStack:
-        """A copy whose ``normals_camera`` are smoothed with ``sigma`` pixels."""
-        from dataclasses import replace
-
-        rotations = np.stack([camera.rotation for camera in wonder3d_cameras()])
-        smooth = np.stack([smooth_normals(self.normals_model[k], self.masks[k], sigma) for k in range(len(self.masks))])
-        return replace(self, normals_camera=np.einsum("kij,khwj->khwi", rotations, smooth))
-
     def view_to_view(self, source: int, target: int) -> np.ndarray:
         """(4, 4): pixel frame ``(col, row, w, 1)`` of view ``source`` -> that of view ``target``."""
         return self.model_to_pixel[target] @ self.pixel_to_model[source]
