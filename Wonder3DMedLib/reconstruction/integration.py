@@ -174,6 +174,7 @@ def integrate_normals(
     tolerance: float = 1e-4,
     initial: Integration | None = None,
     graph: PixelGraph | None = None,
+    unbiased_above: float | None = None,
 ) -> Integration:
     """Integrate one orthographic normal map into heights, keeping depth discontinuities (BiNI).
 
@@ -200,6 +201,15 @@ def integrate_normals(
         Warm start: heights and bilateral weights of an earlier run on the same mask.
     graph : PixelGraph, optional
         Reuse a graph built for ``mask``.
+    unbiased_above : float, optional
+        Weight each equation ``n_z Δ = −n_x`` by ``1 / max(n_z, unbiased_above)``. Least
+        squares on the plain equations estimates a slope as ``Σ n_z n_x / Σ n_z²``, which
+        noise in the normals flattens (``n_z²`` gains the noise variance), so heights drift
+        over a long piece; with weights ``1 / n_z`` it is ``Σ n_x / Σ n_z``, unbiased when the
+        noise leaves the mean normal's direction unchanged. Below the floor every equation
+        keeps the same weight, so near-grazing pixels, whose ``n_z`` noise can flip, do not
+        dominate.
+        ``None``: BiNI's plain equations.
 
     Returns
     -------
@@ -217,6 +227,8 @@ def integrate_normals(
     # the a-forward and b-backward equations of every edge: c (w_b − w_a) = g
     coef_a = nz[a]
     coef_b = nz[b]
+    scale = np.ones(n) if unbiased_above is None else 1.0 / np.maximum(nz, unbiased_above)
+    scale_a, scale_b = scale[a], scale[b]
     target_a = np.concatenate([-nx[a[:h]], ny[a[h:]]])
     target_b = np.concatenate([-nx[b[:h]], ny[b[h:]]])
     prior_values = np.zeros(n) if prior is None else np.asarray(prior, dtype=np.float64)[mask]
@@ -238,8 +250,9 @@ def integrate_normals(
     iteration = 0
     for iteration in range(1, iterations + 1):
         w_forward, w_backward = _edge_term_weights(graph, forward_u, forward_v)
-        matrix = graph.laplacian(w_forward * coef_a**2 + w_backward * coef_b**2, diagonal)
-        flux = w_forward * coef_a * target_a + w_backward * coef_b * target_b
+        term_a, term_b = w_forward * scale_a, w_backward * scale_b
+        matrix = graph.laplacian(term_a * coef_a**2 + term_b * coef_b**2, diagonal)
+        flux = term_a * coef_a * target_a + term_b * coef_b * target_b
         rhs = np.bincount(b, weights=flux, minlength=n) - np.bincount(a, weights=flux, minlength=n)
         rhs += diagonal * prior_values + extra_rhs
         if extra is not None:
@@ -260,7 +273,7 @@ def integrate_normals(
         forward_u = np.where(both_u, _sigmoid(sharpness * (backward_sq[0] - forward_sq[0])), 1.0)
         forward_v = np.where(both_v, _sigmoid(sharpness * (backward_sq[1] - forward_sq[1])), 1.0)
         residual_a, residual_b = scaled_a - target_a, scaled_b - target_b
-        energy = float(np.sum(w_forward * residual_a**2 + w_backward * residual_b**2))
+        energy = float(np.sum(term_a * residual_a**2 + term_b * residual_b**2))
         if previous_energy is not None and abs(energy - previous_energy) <= tolerance * max(previous_energy, 1e-12):
             break
         previous_energy = energy
