@@ -245,6 +245,20 @@ def test_a_limb_band_goes_on_through_pixels_noise_lifted_a_little():
     assert bridged == 1
 
 
+def test_edges_cut_by_given_weights_split_pieces():
+    """Weights passed in (the smaller of two integrations') cut where the integration's own do not."""
+    size, mask, integration, facing = _flat_view_with_a_grazing_band()
+    facing = np.where(mask, 1.0, 0.0)
+    options = dict(grazing=0.3, cut=0.2, min_pixels=10)
+    _, whole = segment_pieces(integration, facing, **options)
+    graph = integration.graph
+    rows = np.nonzero(graph.mask)[0]
+    across = (rows[graph.edge_a] == 19) & (rows[graph.edge_b] == 20)  # vertical edges between rows 19 and 20
+    weights = np.minimum(integration.edge_weights(), np.where(across, 0.0, 1.0))
+    labels, split = segment_pieces(integration, facing, **options, edge_weights=weights)
+    assert whole == 1 and split == 2 and labels[10, 20] != labels[30, 20]
+
+
 @pytest.mark.slow
 def test_oracle_hippocampus_with_a_sharp_shelf(mricron_templates):
     """The left hippocampus as the product's oracle mode builds it from the AAL labelmap.
@@ -309,17 +323,18 @@ def _reconstruct(views, resolution=128):
     return extract_mesh(field.sdf), field
 
 
-def _assert_noise_targets(mricron_templates, name: str) -> None:
-    """The issue's noise targets on one benchmark shape: σ = 0.15 normal noise at 256² (the
-    benchmark's seed 7) changes IoU by less than 0.03 and Chamfer by less than 25 %."""
+def _assert_noise_targets(mricron_templates, name: str, seeds: tuple[int, ...] = (7,)) -> None:
+    """The issue's noise targets on one benchmark shape: σ = 0.15 normal noise at 256² (by
+    default the benchmark's seed 7) changes IoU by less than 0.03 and Chamfer by less than 25 %."""
     from benchmarks.recon_cases import perturb_views, reference_shape
 
     mesh = reference_shape(name, atlas_path=mricron_templates / "aal.nii.gz")
     views = render_views(mesh, size=256)
     clean = surface_scores(_reconstruct(views, resolution=192)[0], mesh)
-    noisy = surface_scores(_reconstruct(perturb_views(views, noise=0.15, seed=7), resolution=192)[0], mesh)
-    assert abs(noisy.iou - clean.iou) < 0.03, (name, clean, noisy)
-    assert noisy.chamfer_over_diagonal < 1.25 * clean.chamfer_over_diagonal, (name, clean, noisy)
+    for seed in seeds:
+        noisy = surface_scores(_reconstruct(perturb_views(views, noise=0.15, seed=seed), resolution=192)[0], mesh)
+        assert abs(noisy.iou - clean.iou) < 0.03, (name, seed, clean, noisy)
+        assert noisy.chamfer_over_diagonal < 1.25 * clean.chamfer_over_diagonal, (name, seed, clean, noisy)
 
 
 def _true_heights(mesh, size):
@@ -435,9 +450,27 @@ def test_normal_noise_on_a_gyrus_crown(mricron_templates):
     Seen from behind, its crown ends in a limb whose last pixels face the camera by 0.3–0.5;
     noise lifted single pixels of that band above the limb threshold and the back view became
     one piece over an 18 px depth step (measured IoU 0.972 → 0.833, Chamfer ×3.3). The band
-    now goes on through such pixels (hysteresis): measured 0.971, ×1.02.
+    now goes on through such pixels (hysteresis): measured 0.971, ×1.02. With seed 1 the band
+    ends where the crown's fold fades out, and only BiNI's bilateral cuts separate the two
+    surfaces there: the reweighted equations (``FastOptions.unbiased_above``) alone settled
+    them elsewhere and joined the pieces (0.867, ×2.87); pieces now split wherever either
+    weighting cuts (measured 0.974, ×0.96).
     """
-    _assert_noise_targets(mricron_templates, "aal:57")
+    _assert_noise_targets(mricron_templates, "aal:57", seeds=(7, 1))
+
+
+@pytest.mark.slow
+def test_normal_noise_along_a_long_piece(mricron_templates):
+    """σ = 0.15 normal noise at 256² on the left hippocampus seen as a sagittal slice.
+
+    Noise flattened the slopes BiNI's plain equations integrate, so heights drifted along the
+    structure: integrated over the right view (free offset removed), 10 % of the pixels facing
+    it lay 9.6 px or more in front of the truth (1.8 px without noise), the anchored right and
+    front-right views stood on average 3–4 px in front of the surface and carved too little
+    (IoU 0.972 → 0.943, Chamfer ×1.82). The first integration now weights its equations by
+    ``1 / max(n_z, 0.6)`` (1.9 px; measured IoU 0.973, Chamfer ×1.00).
+    """
+    _assert_noise_targets(mricron_templates, "hippocampus_l@sagittal")
 
 
 @pytest.mark.slow

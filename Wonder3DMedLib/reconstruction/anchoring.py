@@ -71,6 +71,7 @@ def segment_pieces(
     close_gaps_px: int = 0,
     limb_grazing: float | None = None,
     limb_continuation: float = 0.0,
+    edge_weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Split a view into pieces that integration ties together reliably.
 
@@ -88,7 +89,8 @@ def segment_pieces(
     that face the camera less than ``limb_grazing + limb_continuation`` (hysteresis, as in
     Canny's edge linking): noisy normals lift single pixels of a limb a little above
     ``limb_grazing`` and would open a gap, while the pixels they push below it elsewhere
-    touch no band and cut nothing more.
+    touch no band and cut nothing more. ``edge_weights`` replaces the integration's own
+    bilateral weights (``integration.edge_weights()``), e.g. the smaller of two integrations'.
 
     Returns
     -------
@@ -103,7 +105,8 @@ def segment_pieces(
         turned_away = -np.where(graph.mask, facing, np.inf)
         grazing_pixels |= apply_hysteresis_threshold(turned_away, -(limb_grazing + limb_continuation), -limb_grazing)
     good = ~grazing_pixels[graph.mask]
-    keep = (integration.edge_weights() >= cut) & good[graph.edge_a] & good[graph.edge_b]
+    weights = integration.edge_weights() if edge_weights is None else edge_weights
+    keep = (weights >= cut) & good[graph.edge_a] & good[graph.edge_b]
     n = graph.size
     adjacency = sp.csr_matrix((np.ones(int(keep.sum())), (graph.edge_a[keep], graph.edge_b[keep])), shape=(n, n))
     _, components = connected_components(adjacency, directed=False)

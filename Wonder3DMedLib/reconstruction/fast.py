@@ -69,6 +69,14 @@ class FastOptions:
         BiNI re-weighting iterations of the first integration (the second uses half).
     sharpness : float
         BiNI's ``k``.
+    unbiased_above : float or None
+        The first integration weights each equation by ``1 / max(n_z, this)``
+        (:func:`~Wonder3DMedLib.reconstruction.integration.integrate_normals`): noisy normals
+        make BiNI's plain equations integrate slopes too flat, so heights drift by several
+        pixels over a long piece and anchoring leaves the piece tilted. The refinement keeps
+        the plain equations (it only moves the anchored surface towards the contours), and
+        the plain equations are also solved once to split pieces: an edge either solution
+        cuts separates them.
     grazing : float
         Pixels facing their camera less than this (cosine) do not link pieces or vote.
     limb_grazing : float
@@ -136,6 +144,7 @@ class FastOptions:
     working_size: int = 256
     iterations: int = 30
     sharpness: float = 2.0
+    unbiased_above: float | None = 0.6
     grazing: float = 0.3
     limb_grazing: float = 0.35
     limb_continuation: float = 0.15
@@ -179,15 +188,22 @@ def fast_heights(
     shapes, labels, parts, counts, crossings = [], [], [], [], []
     for view in range(6):
         report(progress, 0.5 * view / 6.0, f"integrating normals of view {view + 1}/6")
-        shape = integrate_normals(
-            stack.normals_camera[view], stack.masks[view], iterations=options.iterations, sharpness=options.sharpness
+        integrate = partial(
+            integrate_normals, stack.normals_camera[view], stack.masks[view], iterations=options.iterations,
+            sharpness=options.sharpness,
         )
+        shape = integrate(unbiased_above=options.unbiased_above)
+        # Pieces split where either weighting's solution cuts: the two settle BiNI's cuts
+        # differently where a limb fades out, and an edge that one of them cuts is a likely step.
+        cuts = shape.edge_weights()
+        if options.unbiased_above is not None:
+            cuts = np.minimum(cuts, integrate(graph=shape.graph).edge_weights())
         # A grazing band splits pieces if it is grazing per pixel or after smoothing: noisy
         # normals scatter single pixels above the threshold and would bridge the band.
         facing = np.minimum(stack.facing_raw[view], stack.facing[view])
         split = partial(
             segment_pieces, shape, facing, grazing=options.grazing, cut=options.cut, min_pixels=options.min_piece_px,
-            close_gaps_px=options.grazing_gap_px, limb_continuation=options.limb_continuation,
+            close_gaps_px=options.grazing_gap_px, limb_continuation=options.limb_continuation, edge_weights=cuts,
         )
         piece_labels, count = split(limb_grazing=options.limb_grazing)
         view_parts, _ = split(limb_grazing=options.recheck_limb_grazing)
