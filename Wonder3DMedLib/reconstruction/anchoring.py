@@ -20,8 +20,9 @@ positions (orthographic images are metric across the image):
 
 :func:`free_space_clamp` finally lifts any surface that lies behind points another view
 sees squarely (a surface may never hide what another camera sees), so a wrongly anchored
-piece cannot carve away the object; :func:`drop_contradicted` unplaces a piece the clamp had
-to lift in many places, or that most of the other views' points reaching it stick out of
+piece cannot carve away the object (a point that several views see free space at is the
+likelier one to be wrong, and may be kept from lifting); :func:`drop_contradicted` unplaces a
+piece the clamp had to lift in many places, or that most of the other views' points reaching it stick out of
 (:func:`landings_on`), since between the lifted pixels it would still carve too deep.
 """
 
@@ -348,15 +349,34 @@ def contour_constraints(
 
 
 def free_space_clamp(
-    stack: ViewStack, depths: list[np.ndarray], *, confidence: float, tolerance: float, rounds: int = 2
+    stack: ViewStack,
+    depths: list[np.ndarray],
+    *,
+    confidence: float,
+    tolerance: float,
+    rounds: int = 2,
+    max_dissenting_views: int | None = None,
 ) -> list[np.ndarray]:
     """Lift every view's surface wherever it lies behind a point another view sees squarely.
+
+    A point in front of a view's surface (by more than ``tolerance``) contradicts that view:
+    the view's camera sees free space where the point is, as it does where the point falls
+    outside its silhouette. One view contradicted by the others is likely anchored too deep,
+    and is lifted. A point that several views see free space at is more likely wrong itself
+    (noisy normals bend a piece a few pixels towards its camera), and with
+    ``max_dissenting_views`` it lifts nothing when more views than that dissent: otherwise
+    every such point pushes the surfaces of the views it stands in front of outwards, and the
+    object is carved too little everywhere.
 
     Parameters
     ----------
     depths : list of 6 (S, S) float — heights (pixels), NaN outside the masks
     confidence : float — only points with ``facing`` above this lift others
     tolerance : float — pixels of disagreement tolerated
+    rounds : int — lifted surfaces are checked again this many times in all
+    max_dissenting_views : int, optional — a point lifts nothing when more views than this see
+        free space at it: it stands in front of their surfaces, or more than ``tolerance``
+        outside their silhouettes (default: no limit)
 
     Returns
     -------
@@ -369,16 +389,28 @@ def free_space_clamp(
         for view in range(len(current)):
             rows, cols = np.nonzero(stack.masks[view] & (stack.facing[view] > confidence) & np.isfinite(current[view]))
             points.append(stack.points(view, rows, cols, current[view][rows, cols]))
-        lifted = []
+        # (view, other) -> where the other view's points land in the view, and which stand in front of it
+        landed = {}
+        dissent = [np.zeros(len(p), dtype=np.intp) for p in points]
         for view, surface in enumerate(current):
             filled = np.where(stack.masks[view], surface, 0.0)
             coverage = stack.masks[view].astype(np.float64)
-            lift = np.zeros_like(surface)
             for other in range(len(current)):
                 if other == view or len(points[other]) == 0:
                     continue
                 row, col, excess = _excess_over(stack, view, points[other], filled, coverage)
-                bad = excess > tolerance
+                in_front = excess > tolerance
+                landed[view, other] = (row, col, excess, in_front)
+                dissent[other] += in_front | (bilinear(stack.distance[view], row, col, fill=float(size)) > tolerance)
+        lifted = []
+        for view, surface in enumerate(current):
+            lift = np.zeros_like(surface)
+            for other in range(len(current)):
+                if (view, other) not in landed:
+                    continue
+                row, col, excess, bad = landed[view, other]
+                if max_dissenting_views is not None:
+                    bad = bad & (dissent[other] <= max_dissenting_views)
                 if bad.any():
                     r = np.clip(np.rint(row[bad]).astype(np.intp), 0, size - 1)
                     c = np.clip(np.rint(col[bad]).astype(np.intp), 0, size - 1)

@@ -119,6 +119,13 @@ class FastOptions:
         Weight of the anchored heights in the second integration.
     clamp_confidence, clamp_tolerance_px : float
         Free-space clamp: which points may lift others, and by how much disagreement.
+    clamp_max_dissenting_views : int or None
+        A point that more views than this see free space at (it stands in front of their
+        surfaces or outside their silhouettes) lifts none of them
+        (:func:`~Wonder3DMedLib.reconstruction.anchoring.free_space_clamp`): it is the
+        likelier one to be wrong. Without this limit every point that noise or a joined depth
+        step puts a few pixels outside the object lifts the surfaces it stands in front of,
+        and the object is carved too little.
     max_lifted_fraction, lifted_min_facing : float
         A piece the clamp had to lift (by more than twice its tolerance) on more than this
         fraction of its pixels facing the camera at least ``lifted_min_facing`` is anchored
@@ -160,6 +167,7 @@ class FastOptions:
     anchor_weight: float = 1e-4
     clamp_confidence: float = 0.3
     clamp_tolerance_px: float = 1.0
+    clamp_max_dissenting_views: int | None = 1
     max_lifted_fraction: float = 0.2
     lifted_min_facing: float = 0.5
     max_other_lifted_fraction: float = 0.1
@@ -255,9 +263,7 @@ def fast_heights(
         refined.append(_drop_outside(stack, view, heights, labels[view], counts[view], options))
     timings["refine"] = time.perf_counter() - started
     started = time.perf_counter()
-    lifted = free_space_clamp(
-        stack, refined, confidence=options.clamp_confidence, tolerance=options.clamp_tolerance_px
-    )
+    lifted = _clamp(stack, refined, options)
     clamped = [
         _drop_contradicted(stack, view, before, after, refined, labels[view], counts[view], options, parts=parts[view])
         for view, (before, after) in enumerate(zip(refined, lifted))
@@ -311,7 +317,7 @@ def reanchor_unplaced_parts(
         placed = unplaced & ((labels >= 0) | (parts[view] < 0)) & (nearest >= 0)
         moves.append((placed, labels, count))
         trials.append(np.where(placed, heights[view] + offsets[np.maximum(nearest, 0)], clamped[view]))
-    lifted = free_space_clamp(stack, trials, confidence=options.clamp_confidence, tolerance=options.clamp_tolerance_px)
+    lifted = _clamp(stack, trials, options)
     result = []
     for view, move in enumerate(moves):
         if move is None:
@@ -325,6 +331,14 @@ def reanchor_unplaced_parts(
         )
         result.append(np.where(placed, checked, clamped[view]))
     return result
+
+
+def _clamp(stack: ViewStack, depths: list[np.ndarray], options: FastOptions) -> list[np.ndarray]:
+    """The free-space clamp of step 5 with the backend's options."""
+    return free_space_clamp(
+        stack, depths, confidence=options.clamp_confidence, tolerance=options.clamp_tolerance_px,
+        max_dissenting_views=options.clamp_max_dissenting_views,
+    )
 
 
 def _drop_contradicted(
