@@ -12,7 +12,9 @@ Steps (each in its own module):
    the other views' silhouette contours, agreement with the other views and the visual hull
    (:mod:`.anchoring`), twice — the second round sees the first round's depths;
 4. integrate again, holding the anchored depths and the contour points;
-5. lift any surface that would hide what another camera sees squarely (free-space clamp), and
+5. lift any surface that would hide what another camera sees squarely (free-space clamp; a
+   point that several views see free space at is the likelier one to be wrong and lifts
+   nothing), and
    unplace the pieces the clamp had to lift in many places, or that most of the other views'
    points reaching them stick out of (their anchoring contradicts the other views; lifting
    only where other views' points land would leave a comb of spikes), unless a single other
@@ -263,10 +265,12 @@ def fast_heights(
         refined.append(_drop_outside(stack, view, heights, labels[view], counts[view], options))
     timings["refine"] = time.perf_counter() - started
     started = time.perf_counter()
-    lifted = _clamp(stack, refined, options)
+    lifted, tested = _clamp(stack, refined, options)
     clamped = [
-        _drop_contradicted(stack, view, before, after, refined, labels[view], counts[view], options, parts=parts[view])
-        for view, (before, after) in enumerate(zip(refined, lifted))
+        _drop_contradicted(
+            stack, view, before, after, refined, labels[view], counts[view], options, parts=parts[view], kept=final
+        )
+        for view, (before, after, final) in enumerate(zip(refined, tested, lifted))
     ]
     relative = [np.where(np.isfinite(r), r, shape.heights) for r, shape in zip(refined, shapes)]
     clamped = reanchor_unplaced_parts(stack, relative, clamped, parts, crossings, options)
@@ -317,7 +321,7 @@ def reanchor_unplaced_parts(
         placed = unplaced & ((labels >= 0) | (parts[view] < 0)) & (nearest >= 0)
         moves.append((placed, labels, count))
         trials.append(np.where(placed, heights[view] + offsets[np.maximum(nearest, 0)], clamped[view]))
-    lifted = _clamp(stack, trials, options)
+    lifted, tested = _clamp(stack, trials, options)
     result = []
     for view, move in enumerate(moves):
         if move is None:
@@ -326,19 +330,28 @@ def reanchor_unplaced_parts(
         placed, labels, count = move
         inside = _drop_outside(stack, view, np.where(placed, trials[view], np.nan), labels, count, options)
         checked = _drop_contradicted(
-            stack, view, inside, np.where(np.isfinite(inside), lifted[view], np.nan), trials, labels, count, options,
-            surface=trials[view],
+            stack, view, inside, np.where(np.isfinite(inside), tested[view], np.nan), trials, labels, count, options,
+            surface=trials[view], kept=lifted[view],
         )
         result.append(np.where(placed, checked, clamped[view]))
     return result
 
 
-def _clamp(stack: ViewStack, depths: list[np.ndarray], options: FastOptions) -> list[np.ndarray]:
-    """The free-space clamp of step 5 with the backend's options."""
-    return free_space_clamp(
-        stack, depths, confidence=options.clamp_confidence, tolerance=options.clamp_tolerance_px,
-        max_dissenting_views=options.clamp_max_dissenting_views,
-    )
+def _clamp(
+    stack: ViewStack, depths: list[np.ndarray], options: FastOptions
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The free-space clamp of step 5 with the backend's options.
+
+    Returns the lifted heights, in which points that more than
+    ``options.clamp_max_dissenting_views`` views see free space at lift nothing, and the
+    heights every point lifts, which the drop rule tests: where two views are both too deep,
+    the points in front of them lift neither, but they still show that both are contradicted.
+    """
+    lift = partial(free_space_clamp, stack, confidence=options.clamp_confidence, tolerance=options.clamp_tolerance_px)
+    tested = lift(depths)
+    if options.clamp_max_dissenting_views is None:
+        return tested, tested
+    return lift(depths, max_dissenting_views=options.clamp_max_dissenting_views), tested
 
 
 def _drop_contradicted(
@@ -353,18 +366,21 @@ def _drop_contradicted(
     *,
     parts: np.ndarray | None = None,
     surface: np.ndarray | None = None,
+    kept: np.ndarray | None = None,
 ) -> np.ndarray:
     """The drop rule of step 5 with the backend's options; the other views' points are those of
-    ``depths``, landing on ``surface`` (default ``before``)."""
+    ``depths``, landing on ``surface`` (default ``before``). The pieces it keeps get the heights
+    ``kept`` (default ``after``)."""
     lift_px = 2.0 * options.clamp_tolerance_px
     surface = before if surface is None else surface
     landings = landings_on(stack, view, surface, depths, confidence=options.clamp_confidence, lift_px=lift_px)
-    return drop_contradicted(
+    checked = drop_contradicted(
         before, after, labels, count, lift_px=lift_px, max_fraction=options.max_lifted_fraction,
         facing=stack.facing[view], min_facing=options.lifted_min_facing, landings=landings,
         max_other_fraction=options.max_other_lifted_fraction,
         max_contradicted_share=options.max_contradicted_share, parts=parts,
     )
+    return checked if kept is None else np.where(np.isfinite(checked), kept, np.nan)
 
 
 def _drop_outside(stack: ViewStack, view: int, heights: np.ndarray, labels: np.ndarray, count: int, options: FastOptions):
