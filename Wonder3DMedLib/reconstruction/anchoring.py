@@ -22,8 +22,9 @@ positions (orthographic images are metric across the image):
 sees squarely (a surface may never hide what another camera sees), so a wrongly anchored
 piece cannot carve away the object (a point that several views see free space at is the
 likelier one to be wrong, and may be kept from lifting); :func:`drop_contradicted` unplaces a
-piece the clamp had to lift in many places, or that most of the other views' points reaching it stick out of
-(:func:`landings_on`), since between the lifted pixels it would still carve too deep.
+piece the clamp had to lift in many places, or that most of the other views' points reaching
+it stick out of (:func:`landings_on`), since between the lifted pixels it would still carve
+too deep.
 """
 
 from __future__ import annotations

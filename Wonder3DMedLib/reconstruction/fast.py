@@ -127,7 +127,9 @@ class FastOptions:
         (:func:`~Wonder3DMedLib.reconstruction.anchoring.free_space_clamp`): it is the
         likelier one to be wrong. Without this limit every point that noise or a joined depth
         step puts a few pixels outside the object lifts the surfaces it stands in front of,
-        and the object is carved too little.
+        and the object is carved too little. The drop rule still counts the lifts of every
+        point: where two views are anchored too deep together, the points in front of both
+        lift neither, but the rule still finds them contradicted. ``None``: every point lifts.
     max_lifted_fraction, lifted_min_facing : float
         A piece the clamp had to lift (by more than twice its tolerance) on more than this
         fraction of its pixels facing the camera at least ``lifted_min_facing`` is anchored
