@@ -272,6 +272,8 @@ def piece_offsets(
     min_score: float = 0.02,
     samples: int = 600,
     seed: int = 0,
+    previous: np.ndarray | None = None,
+    max_deepening_px: float = 1.0,
 ) -> np.ndarray:
     """The offset (pixels, added to ``heights``) of every piece of one view.
 
@@ -282,6 +284,13 @@ def piece_offsets(
     rest confirm (it would drag every piece it overlaps down with it). A piece without
     enough evidence (best score below ``min_score``) gets NaN: it is not placed and carves
     nothing.
+
+    With ``previous`` (the offsets of an earlier round), a piece that round placed moves
+    more than ``max_deepening_px`` deeper only if its earlier place no longer scores above
+    ``min_score``: deeper carves more, and the other views' surfaces that agreement compares
+    with may themselves be anchored wrongly or meet the piece only at its rim (the back view
+    has no neighbour that sees its surface squarely), so they must not outvote by a hair the
+    contours that placed it.
 
     Returns
     -------
@@ -313,6 +322,10 @@ def piece_offsets(
         score = votes + agree - 2.0 * violation - outside
         best = int(np.argmax(score))
         result[piece] = offsets[best] if score[best] > min_score else np.nan
+        if previous is not None and result[piece] < previous[piece] - max_deepening_px:
+            earlier = int(np.argmin(np.abs(offsets - previous[piece])))
+            if score[earlier] > min_score:
+                result[piece] = previous[piece]
     return result
 
 

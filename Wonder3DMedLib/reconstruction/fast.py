@@ -150,6 +150,15 @@ class FastOptions:
         their own carve nothing; afterwards every unplaced part of this split is anchored
         once more on its own (:func:`reanchor_unplaced_parts`). Splitting every view this
         finely from the start would cut noisy views into many small, badly anchored pieces.
+    max_deepening_px : float or None
+        The second anchoring round, which adds agreement with the other views' surfaces of
+        the first, may move a piece the first placed more than this many pixels deeper only
+        where its first place no longer has enough evidence
+        (:func:`~Wonder3DMedLib.reconstruction.anchoring.piece_offsets`). Noise bends large
+        pieces, so at their right place a few rim points leave the hull or hide a
+        neighbour's surface, and a deeper place with a little chance agreement and no
+        penalty won by a hair (the back view, whose surface no other view sees squarely,
+        then carved too deep). ``None``: the second round decides alone.
     """
 
     working_size: int = 256
@@ -177,6 +186,7 @@ class FastOptions:
     max_other_lifted_fraction: float = 0.1
     max_contradicted_share: float = 0.5
     recheck_limb_grazing: float = 0.45
+    max_deepening_px: float | None = 1.0
 
 
 def fast_heights(
@@ -226,15 +236,17 @@ def fast_heights(
         crossings.append(contour_crossings(stack, view, grazing=options.grazing))
     timings["integrate"] = time.perf_counter() - started
     started = time.perf_counter()
-    depths = None
+    depths, offsets = None, [None] * 6
     for round_ in range(2):
         report(progress, 0.5 + 0.1 * round_, "anchoring depths")
         anchored = []
         for view in range(6):
-            offsets = piece_offsets(
-                stack, view, shapes[view].heights, labels[view], counts[view], crossings[view], depths, grazing=options.grazing
+            offsets[view] = piece_offsets(
+                stack, view, shapes[view].heights, labels[view], counts[view], crossings[view], depths, grazing=options.grazing,
+                previous=None if options.max_deepening_px is None else offsets[view],
+                max_deepening_px=options.max_deepening_px or 0.0,
             )
-            anchored.append(apply_offsets(shapes[view].heights, stack.masks[view], labels[view], offsets))
+            anchored.append(apply_offsets(shapes[view].heights, stack.masks[view], labels[view], offsets[view]))
         depths = anchored
     timings["anchor"] = time.perf_counter() - started
     started = time.perf_counter()
