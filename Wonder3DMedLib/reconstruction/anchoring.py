@@ -286,11 +286,11 @@ def piece_offsets(
     nothing.
 
     With ``previous`` (the offsets of an earlier round), a piece that round placed moves
-    more than ``max_deepening_px`` deeper only if its earlier place no longer scores above
-    ``min_score``: deeper carves more, and the other views' surfaces that agreement compares
-    with may themselves be anchored wrongly or meet the piece only at its rim (the back view
-    has no neighbour that sees its surface squarely), so they must not outvote by a hair the
-    contours that placed it.
+    more than ``max_deepening_px`` deeper only if the deeper place scores at least twice its
+    earlier place (or the earlier one no longer scores above ``min_score``): deeper carves
+    more, and the other views' surfaces that agreement compares with may themselves be
+    anchored wrongly or meet the piece only at its rim (the back view has no neighbour that
+    sees its surface squarely), so they must not outvote by a hair the contours that placed it.
 
     Returns
     -------
@@ -324,7 +324,7 @@ def piece_offsets(
         result[piece] = offsets[best] if score[best] > min_score else np.nan
         if previous is not None and result[piece] < previous[piece] - max_deepening_px:
             earlier = int(np.argmin(np.abs(offsets - previous[piece])))
-            if score[earlier] > min_score:
+            if score[earlier] > max(min_score, 0.5 * score[best]):
                 result[piece] = previous[piece]
     return result
 

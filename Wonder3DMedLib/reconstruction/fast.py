@@ -153,7 +153,7 @@ class FastOptions:
     max_deepening_px : float or None
         The second anchoring round, which adds agreement with the other views' surfaces of
         the first, may move a piece the first placed more than this many pixels deeper only
-        where its first place no longer has enough evidence
+        where the deeper place scores at least twice the first
         (:func:`~Wonder3DMedLib.reconstruction.anchoring.piece_offsets`). Noise bends large
         pieces, so at their right place a few rim points leave the hull or hide a
         neighbour's surface, and a deeper place with a little chance agreement and no
