@@ -10,7 +10,8 @@ Steps (each in its own module):
 2. integrate every normal map into a height map with discontinuities (:mod:`.integration`, BiNI);
 3. split each view into reliably connected pieces and give each piece its absolute depth from
    the other views' silhouette contours, agreement with the other views and the visual hull
-   (:mod:`.anchoring`), twice — the second round sees the first round's depths;
+   (:mod:`.anchoring`), twice — the second round sees the first round's depths, and moves a
+   piece deeper than the first put it only on twice the evidence;
 4. integrate again, holding the anchored depths and the contour points;
 5. lift any surface that would hide what another camera sees squarely (free-space clamp; a
    point that several views see free space at is the likelier one to be wrong and lifts
