@@ -12,7 +12,9 @@ positions (orthographic images are metric across the image):
   surface point lies on that view's contour generator; if that is on its silhouette, the
   point projects onto the silhouette's boundary in the same image row (all cameras are
   upright). Each such crossing proposes the heights that put it on a boundary of the right
-  side.
+  side — unless its own piece reaches further out in that row of the other view
+  (:meth:`Crossings.beyond_in_row`): then it is an inner fold, inside the silhouette, and
+  putting it on the boundary would move the piece towards the camera.
 * **Agreement.** Moving a piece along its viewing direction moves it across the other views;
   at the right offset its points land on the other views' (already anchored) surfaces.
 * **Hull.** A piece may not leave the visual hull; without other evidence it is placed as
@@ -60,6 +62,7 @@ __all__ = [
 
 _MIN_LATERAL = 0.3  # |d col_l / d w_k| below this a view's contours say little about view k's depth
 _STEP = 0.5  # offset resolution of the votes (pixels)
+_BEYOND_PX = 0.25  # a crossing whose own piece reaches further out in the other view is not on its silhouette
 _CONFIRMED = 0.5  # agreement (summed fractions of the other views) that outweighs one dissenting view
 
 
@@ -143,17 +146,48 @@ class Crossings:
     fraction : (c,) float64 — sub-pixel position between them
     candidates : (c, B) float64 — heights (pixels) putting the point on a silhouette boundary of
         the right side in the other view's row; NaN padding
+    slope : (c,) float64 — the height change per column of this view that keeps a
+        point's column in the other view (``−`` its lateral shift per column over its shift per
+        unit of height); the surface's contour point is where ``height − slope · col`` is extreme
+    extreme : (c,) float64 — +1 where the silhouette boundary is the largest value of
+        ``height − slope · col`` along the row, −1 where it is the smallest
     """
 
     rows: np.ndarray
     cols: np.ndarray
     fraction: np.ndarray
     candidates: np.ndarray
+    slope: np.ndarray
+    extreme: np.ndarray
 
     def heights_at(self, heights: np.ndarray) -> np.ndarray:
         """Current height at each crossing, interpolated between its two pixels."""
         left = heights[self.rows, self.cols]
         return left + self.fraction * (heights[self.rows, self.cols + 1] - left)
+
+    def beyond_in_row(self, heights: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """How far (pixels of height) the crossing's own piece reaches beyond it in the other view.
+
+        A point lies on the other view's silhouette only if nothing in its image row projects
+        further out; the points of the same piece are known relative to it (integration), so
+        this is the largest ``extreme · (height − slope · col)`` over the piece's pixels in the
+        crossing's row, minus the crossing's own. A crossing that its piece reaches beyond (an
+        inner fold, a bump behind a higher one) is a contour point inside the silhouette: put
+        on the boundary, it would move the piece towards the camera.
+        """
+        beyond = np.zeros(len(self.rows))
+        piece = labels[self.rows, self.cols]
+        own = self.extreme * (self.heights_at(np.nan_to_num(heights)) - self.slope * (self.cols + self.fraction))
+        usable = (labels >= 0) & np.isfinite(heights)
+        rows, cols = np.nonzero(usable)
+        count = int(labels.max()) + 1 if usable.any() else 0
+        for slope, extreme in {(float(a), float(b)) for a, b in zip(self.slope, self.extreme)}:
+            value = extreme * (heights[rows, cols] - slope * cols)
+            table = np.full((heights.shape[0], max(count, 1)), -np.inf)
+            np.maximum.at(table, (rows, labels[rows, cols]), value)
+            chosen = (self.slope == slope) & (self.extreme == extreme) & (piece >= 0)
+            beyond[chosen] = table[self.rows[chosen], piece[chosen]] - own[chosen]
+        return np.where(np.isfinite(beyond), beyond, 0.0)
 
 
 def _boundaries(mask: np.ndarray, right_side: bool) -> np.ndarray:
@@ -200,10 +234,12 @@ def contour_crossings(stack: ViewStack, view: int, *, grazing: float) -> Crossin
         bounds[faces_right, : right.shape[1]] = right[faces_right]
         bounds[~faces_right, : left.shape[1]] = left[~faces_right]
         base = to_other[0] * (cols + fraction) + to_other[1] * rows + to_other[3]
-        parts.append((rows, cols, fraction, (bounds - base[:, None]) / lateral))
+        extreme = np.where(faces_right, 1.0, -1.0) * np.sign(lateral)
+        parts.append((rows, cols, fraction, (bounds - base[:, None]) / lateral,
+                      np.full(len(rows), -to_other[0] / lateral), extreme))
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
-        return Crossings(empty, empty, np.zeros(0), np.zeros((0, 1)))
+        return Crossings(empty, empty, np.zeros(0), np.zeros((0, 1)), np.zeros(0), np.zeros(0))
     width = max(part[3].shape[1] for part in parts)
     candidates = np.concatenate([np.pad(p[3], ((0, 0), (0, width - p[3].shape[1])), constant_values=np.nan) for p in parts])
     return Crossings(
@@ -211,6 +247,8 @@ def contour_crossings(stack: ViewStack, view: int, *, grazing: float) -> Crossin
         cols=np.concatenate([p[1] for p in parts]),
         fraction=np.concatenate([p[2] for p in parts]),
         candidates=candidates,
+        slope=np.concatenate([p[4] for p in parts]),
+        extreme=np.concatenate([p[5] for p in parts]),
     )
 
 
@@ -277,7 +315,8 @@ def piece_offsets(
 ) -> np.ndarray:
     """The offset (pixels, added to ``heights``) of every piece of one view.
 
-    Votes from contour crossings in the piece and, when ``depths`` of the other views are
+    Votes from contour crossings in the piece (those the piece itself reaches beyond in the
+    other view are not on its silhouette and are left out) and, when ``depths`` of the other views are
     given, from agreement with them; penalties for leaving the hull and for hiding other
     views' surfaces. Where the other views agree with a placement, the one view it would
     hide most is discounted: a single wrongly anchored view must not veto a placement the
@@ -303,6 +342,7 @@ def piece_offsets(
     current = crossings.heights_at(np.nan_to_num(heights))
     crossing_piece = labels[crossings.rows, crossings.cols]
     same = crossing_piece == labels[crossings.rows, crossings.cols + 1]
+    same &= crossings.beyond_in_row(heights, labels) <= _BEYOND_PX
     result = np.zeros(count)
     for piece in range(count):
         proposals = (crossings.candidates - current[:, None])[same & (crossing_piece == piece)]
@@ -344,12 +384,14 @@ def apply_offsets(heights: np.ndarray, mask: np.ndarray, labels: np.ndarray, off
 def contour_constraints(
     crossings: Crossings, heights: np.ndarray, labels: np.ndarray, index: np.ndarray, *, tolerance: float, weight: float
 ) -> PointConstraints:
-    """Point constraints from the crossings whose nearest candidate is within ``tolerance`` of ``heights``."""
+    """Point constraints from the crossings whose nearest candidate is within ``tolerance`` of ``heights``
+    (and that their piece does not reach beyond in the other view)."""
     current = crossings.heights_at(np.nan_to_num(heights))
     gaps = crossings.candidates - current[:, None]
     nearest = np.nanargmin(np.where(np.isfinite(gaps), np.abs(gaps), np.inf), axis=1) if len(gaps) else np.zeros(0, int)
     gap = gaps[np.arange(len(gaps)), nearest] if len(gaps) else np.zeros(0)
     same = labels[crossings.rows, crossings.cols] == labels[crossings.rows, crossings.cols + 1]
+    same &= crossings.beyond_in_row(heights, labels) <= _BEYOND_PX
     keep = same & np.isfinite(gap) & (np.abs(gap) < tolerance)
     left = index[crossings.rows[keep], crossings.cols[keep]]
     right = index[crossings.rows[keep], crossings.cols[keep] + 1]
