@@ -620,16 +620,16 @@ def test_a_crossing_its_own_piece_reaches_beyond_is_not_on_the_silhouette():
     labels = np.zeros(heights.shape, dtype=np.int64)
     labels[:, 34:] = 1
     heights[:, 34:] = 50.0
-    rows = np.array([5, 5, 12])
-    crossings = Crossings(rows=rows, cols=np.array([10, 26, 10]), fraction=np.zeros(3), candidates=np.zeros((3, 1)),
-                          slope=np.zeros(3), extreme=np.ones(3))
-    assert crossings.beyond_in_row(heights, labels) == pytest.approx([0.0, 2.0, 0.0])
-    lowest = Crossings(rows=rows, cols=np.array([10, 26, 0]), fraction=np.zeros(3), candidates=np.zeros((3, 1)),
-                       slope=np.zeros(3), extreme=-np.ones(3))
-    assert lowest.beyond_in_row(heights, labels)[2] == pytest.approx(0.0)
-    assert lowest.beyond_in_row(heights, labels)[0] == pytest.approx(5.0 - heights[5].min())
-    tilted = Crossings(rows=rows, cols=np.array([10, 26, 10]), fraction=np.zeros(3), candidates=np.zeros((3, 1)),
-                       slope=np.full(3, -0.25), extreme=np.ones(3))
+
+    def crossings(cols, slope, extreme):
+        return Crossings(rows=np.array([5, 5, 12]), cols=np.array(cols), fraction=np.zeros(3),
+                         candidates=np.zeros((3, 1)), slope=np.full(3, slope), extreme=np.full(3, extreme))
+
+    assert crossings([10, 26, 10], 0.0, 1.0).beyond_in_row(heights, labels) == pytest.approx([0.0, 2.0, 0.0])
+    lowest = crossings([10, 26, 0], 0.0, -1.0).beyond_in_row(heights, labels)
+    assert lowest[2] == pytest.approx(0.0)
+    assert lowest[0] == pytest.approx(5.0 - heights[5, :34].min())
+    tilted = crossings([10, 26, 10], -0.25, 1.0)
     expected = np.max(heights[5, :34] + 0.25 * columns[5, :34]) - (5.0 + 0.25 * 10)
     assert tilted.beyond_in_row(heights, labels)[0] == pytest.approx(expected)
 
