@@ -146,9 +146,9 @@ class Crossings:
     fraction : (c,) float64 — sub-pixel position between them
     candidates : (c, B) float64 — heights (pixels) putting the point on a silhouette boundary of
         the right side in the other view's row; NaN padding
-    slope : (c,) float64 — the height change per column of this view that keeps a
-        point's column in the other view (``−`` its lateral shift per column over its shift per
-        unit of height); the surface's contour point is where ``height − slope · col`` is extreme
+    slope : (c,) float64 — the height change per column of this view that keeps a point at
+        the same column of the other view; along a row, the surface's contour point for the
+        other view is where ``height − slope · col`` is extreme
     extreme : (c,) float64 — +1 where the silhouette boundary is the largest value of
         ``height − slope · col`` along the row, −1 where it is the smallest
     """
@@ -316,8 +316,8 @@ def piece_offsets(
     """The offset (pixels, added to ``heights``) of every piece of one view.
 
     Votes from contour crossings in the piece (those the piece itself reaches beyond in the
-    other view are not on its silhouette and are left out) and, when ``depths`` of the other views are
-    given, from agreement with them; penalties for leaving the hull and for hiding other
+    other view are not on its silhouette and are left out) and, when ``depths`` of the other
+    views are given, from agreement with them; penalties for leaving the hull and for hiding other
     views' surfaces. Where the other views agree with a placement, the one view it would
     hide most is discounted: a single wrongly anchored view must not veto a placement the
     rest confirm (it would drag every piece it overlaps down with it). A piece without
