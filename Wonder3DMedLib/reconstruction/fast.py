@@ -160,6 +160,13 @@ class FastOptions:
         neighbour's surface, and a deeper place with a little chance agreement and no
         penalty won by a hair (the back view, whose surface no other view sees squarely,
         then carved too deep). ``None``: the second round decides alone.
+    reanchor_min_score : float
+        The evidence (:func:`~Wonder3DMedLib.reconstruction.anchoring.piece_offsets`' score)
+        a part needs to be placed by :func:`reanchor_unplaced_parts`. Its piece found no
+        place in two rounds, or was dropped: a place that only a few per cent of its pixels
+        agree with, and no contour votes for, is chance. Placed too deep, such a part carves
+        a hole that no other view contradicts where none sees the part's surface squarely
+        (the back view).
     """
 
     working_size: int = 256
@@ -188,6 +195,7 @@ class FastOptions:
     max_contradicted_share: float = 0.5
     recheck_limb_grazing: float = 0.45
     max_deepening_px: float | None = 1.0
+    reanchor_min_score: float = 0.1
 
 
 def fast_heights(
@@ -329,7 +337,8 @@ def reanchor_unplaced_parts(
             trials.append(clamped[view])
             continue
         offsets = piece_offsets(
-            stack, view, heights[view], labels, count, crossings[view], clamped, grazing=options.grazing
+            stack, view, heights[view], labels, count, crossings[view], clamped, grazing=options.grazing,
+            min_score=options.reanchor_min_score,
         )
         # Pixels between parts follow the nearest one; those of parts too small to anchor stay unplaced.
         nearest = extend_nearest(labels, labels >= 0)
