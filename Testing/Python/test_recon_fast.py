@@ -559,12 +559,12 @@ def test_normal_noise_on_a_part_that_only_chance_agreement_places(mricron_templa
     """σ = 0.15 normal noise (the benchmark's seed 7) on the left inferior parietal gyrus
     (AAL 61) seen as a sagittal slice.
 
-    A 900-px piece of the back view, placed right by its contours in the first round, hides a
+    A 936-px piece of the back view, placed right by its contours in the first round, hides a
     noisy side view's surface there in the second and finds no place; re-anchored on its own,
-    its best place was 13 px too deep with a score of 0.020 (agreement of 2 % of its pixels,
-    no contour votes), and no other view sees the back view's surface squarely to contradict
-    it: a hole (IoU 0.963 → 0.933, Chamfer ×1.41). Re-anchoring now needs a score of 0.1:
-    measured 0.953, ×1.18.
+    its 861-px part's best place was 13 px too deep with a score of 0.020 (agreement of 2 % of
+    its pixels, no contour votes), and no other view sees the back view's surface squarely to
+    contradict it: a hole (IoU 0.963 → 0.933, Chamfer ×1.41). Re-anchoring now needs a score
+    of 0.1: measured 0.953, ×1.18.
     """
     _assert_noise_targets(mricron_templates, "aal:61@sagittal")
 
